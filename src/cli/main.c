@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* viridian: one binary, subcommands (like git). */
+#include "cli/commands.h"
+
+#include <stdio.h>
+#include <string.h>
+
+struct viridian_command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+};
+
+static const struct viridian_command viridian_commands[] = {
+#ifdef HAVE_CMD_RUN
+	{ "run", cmd_run, "boot one VM in the foreground" },
+#endif
+#ifdef HAVE_CMD_VHD
+	{ "vhd", cmd_vhd, "create, inspect, check and convert disk images" },
+#endif
+};
+
+static void viridian_usage(FILE *out)
+{
+	fprintf(out, "usage: viridian <command> [options]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(viridian_commands) / sizeof(viridian_commands[0]); i++)
+		fprintf(out, "  %-8s %s\n", viridian_commands[i].name, viridian_commands[i].summary);
+	fprintf(out, "  %-8s %s\n", "version", "print the version");
+	fprintf(out, "\n'viridian <command> --help' describes a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		viridian_usage(stderr);
+		return VIRIDIAN_EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		viridian_usage(stdout);
+		return VIRIDIAN_EXIT_OK;
+	}
+	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+		printf("viridian %s\n", VIRIDIAN_VERSION);
+		return VIRIDIAN_EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof(viridian_commands) / sizeof(viridian_commands[0]); i++)
+		if (!strcmp(argv[1], viridian_commands[i].name))
+			return viridian_commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "viridian: unknown command '%s'; 'viridian --help' lists them\n", argv[1]);
+	return VIRIDIAN_EXIT_USAGE;
+}
