@@ -5,6 +5,12 @@
 #include <stdio.h>
 #include <string.h>
 
+static int cmd_version(int argc, char **argv)
+{
+	printf("viridian %s\n", VIRIDIAN_VERSION);
+	return VIRIDIAN_EXIT_OK;
+}
+
 struct viridian_command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -18,6 +24,7 @@ static const struct viridian_command viridian_commands[] = {
 #ifdef HAVE_CMD_VHD
 	{ "vhd", cmd_vhd, "create, inspect, check and convert disk images" },
 #endif
+	{ "version", cmd_version, "print the version" },
 };
 
 static void viridian_usage(FILE *out)
@@ -25,7 +32,6 @@ static void viridian_usage(FILE *out)
 	fprintf(out, "usage: viridian <command> [options]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(viridian_commands) / sizeof(viridian_commands[0]); i++)
 		fprintf(out, "  %-8s %s\n", viridian_commands[i].name, viridian_commands[i].summary);
-	fprintf(out, "  %-8s %s\n", "version", "print the version");
 	fprintf(out, "\n'viridian <command> --help' describes a command.\n");
 }
 
@@ -39,10 +45,8 @@ int main(int argc, char **argv)
 		viridian_usage(stdout);
 		return VIRIDIAN_EXIT_OK;
 	}
-	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
-		printf("viridian %s\n", VIRIDIAN_VERSION);
-		return VIRIDIAN_EXIT_OK;
-	}
+	if (!strcmp(argv[1], "--version"))
+		return cmd_version(argc - 1, argv + 1);
 	for (size_t i = 0; i < sizeof(viridian_commands) / sizeof(viridian_commands[0]); i++)
 		if (!strcmp(argv[1], viridian_commands[i].name))
 			return viridian_commands[i].fn(argc - 1, argv + 1);

@@ -26,10 +26,19 @@ void err_prefix(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(pre, sizeof(pre), fmt, ap);
 	va_end(ap);
-	if (old[0])
-		snprintf(err_buf, sizeof(err_buf), "%s: %s", pre, old);
-	else
-		snprintf(err_buf, sizeof(err_buf), "%s", pre);
+	/* Truncation is acceptable: the message is for people, the start matters most. */
+	size_t n = strnlen(pre, sizeof(pre) - 1);
+
+	memcpy(err_buf, pre, n);
+	if (old[0] && n + 2 < sizeof(err_buf)) {
+		memcpy(err_buf + n, ": ", 2);
+		n += 2;
+		size_t m = strnlen(old, sizeof(err_buf) - 1 - n);
+
+		memcpy(err_buf + n, old, m);
+		n += m;
+	}
+	err_buf[n] = '\0';
 }
 
 const char *err_msg(void)
