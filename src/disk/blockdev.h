@@ -31,6 +31,12 @@ struct blockdev_extent {
 	uint64_t len;         /* bytes from the requested offset with this kind, > 0 */
 };
 
+enum blockdev_status {
+	BLOCKDEV_STATUS_DATA,        /* stored in this image */
+	BLOCKDEV_STATUS_ZERO,        /* stored here as "reads as zero" (VHDX ZERO/UNMAPPED) */
+	BLOCKDEV_STATUS_UNALLOCATED, /* not here: from the parent, or zeros without one */
+};
+
 struct blockdev_ops {
 	/*
 	 * Synchronous operations. May be called from several threads at once.
@@ -52,6 +58,14 @@ struct blockdev_ops {
 	 */
 	int (*map)(struct blockdev *bd, uint64_t offset, uint64_t len, bool for_write,
 		   struct blockdev_extent *ext);
+	/*
+	 * Optional (NULL: everything is BLOCKDEV_STATUS_DATA). What does this
+	 * image itself, not its parents, hold at offset? *run_len gets the length
+	 * (<= len, > 0) of the run with the same answer. Used by convert, merge,
+	 * compact and info to stay sparse.
+	 */
+	int (*block_status)(struct blockdev *bd, uint64_t offset, uint64_t len, int *status,
+			    uint64_t *run_len);
 	/* Flushes what the format needs (clean shutdown), frees bd. */
 	int (*close)(struct blockdev *bd);
 };

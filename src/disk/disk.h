@@ -101,11 +101,14 @@ int disk_check(const char *path, enum disk_format format, bool repair,
 	       struct disk_check_result *res, FILE *report);
 
 /*
- * Chains: a differencing driver calls this to open the parent it names.
- * child_path is used to resolve relative locators; depth guards loops (along
- * with a (dev, inode) check done inside).
+ * Chains: a differencing driver calls this from its open() to open the parent
+ * it names. Candidates are tried in order (relative ones resolved against the
+ * child's directory); the first that exists is opened read-only with
+ * DISK_FORMAT_AUTO. Loops (same dev/inode already open in this chain, kept in a
+ * thread-local stack by disk_open) and chains deeper than DISK_MAX_CHAIN_DEPTH
+ * are errors. *resolved (PATH_MAX bytes) receives the path that was opened.
  */
 int disk_open_parent(const char *child_path, const char *const *candidates, unsigned ncandidates,
-		     unsigned depth, struct blockdev **out);
+		     struct blockdev **out, char *resolved);
 
 #endif
