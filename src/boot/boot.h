@@ -15,13 +15,13 @@
 struct boot_config {
 	const char *kernel_path;
 	const char *initrd_path; /* NULL: none */
-	const char *cmdline;     /* NULL: "" */
-	uint64_t rsdp_gpa;       /* from acpi_tables_build(), 0 if none */
+	const char *cmdline; /* NULL: "" */
+	uint64_t rsdp_gpa; /* from acpi_tables_build(), 0 if none */
 };
 
 enum boot_kind {
 	BOOT_KIND_BZIMAGE, /* 64-bit entry at startup_64, RSI = boot_params */
-	BOOT_KIND_PVH,     /* 32-bit protected mode, paging off, EBX = hvm_start_info */
+	BOOT_KIND_PVH, /* 32-bit protected mode, paging off, EBX = hvm_start_info */
 };
 
 /* Initial state of the boot vCPU, in architectural terms. */
