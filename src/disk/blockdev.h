@@ -132,6 +132,13 @@ int blockdev_queue_fd(struct blockdev_queue *q);
 unsigned blockdev_queue_complete(struct blockdev_queue *q);
 /* Blocks until at least one request finished (or none in flight), then completes. */
 unsigned blockdev_queue_wait(struct blockdev_queue *q);
+/*
+ * Optional batching: io_uring submissions made between plug and unplug go to
+ * the kernel in one system call at unplug (plugs nest). Without a plug every
+ * submit is sent at once. Callbacks run by complete() are plugged already.
+ */
+void blockdev_queue_plug(struct blockdev_queue *q);
+void blockdev_queue_unplug(struct blockdev_queue *q);
 unsigned blockdev_queue_inflight(const struct blockdev_queue *q);
 enum blockdev_engine blockdev_queue_engine(const struct blockdev_queue *q);
 /* Waits for everything in flight, runs its callbacks, frees q. */

@@ -86,6 +86,11 @@ struct disk_driver {
 };
 
 const struct disk_driver *disk_driver_get(enum disk_format format);
+/*
+ * Tests and fuzzers: drv (or NULL to remove it) is probed first and replaces
+ * the built-in driver of the same format. Not thread-safe; set before use.
+ */
+void disk_driver_override(const struct disk_driver *drv);
 const char *disk_format_name(enum disk_format format);
 int disk_format_parse(const char *s, enum disk_format *out);
 const char *disk_type_name(enum disk_type type);
