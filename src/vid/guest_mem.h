@@ -35,11 +35,17 @@ struct guest_mem {
 	uint64_t map_size;
 	unsigned nregions;
 	struct guest_mem_region regions[GUEST_MEM_MAX_REGIONS];
+	bool hugepages; /* true when GUEST_MEM_HUGEPAGES was asked for and granted */
 };
 
 /* Lays out ram_size bytes of RAM below and above the MMIO hole. 0 or -errno + err_set(). */
 int guest_mem_init(struct guest_mem *gm, uint64_t ram_size, unsigned flags);
 void guest_mem_destroy(struct guest_mem *gm);
+/*
+ * Adds a read-only (to the guest) region of size bytes at gpa, zero-filled; the host fills it
+ * with guest_mem_write(). It must lie in the MMIO hole and overlap nothing. 0 or -errno.
+ */
+int guest_mem_add_rom(struct guest_mem *gm, uint64_t gpa, uint64_t size);
 
 /*
  * Host pointer for [gpa, gpa + len) when the whole range lies in one region,
