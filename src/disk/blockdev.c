@@ -144,6 +144,7 @@ struct blockdev_queue {
 	struct blockdev_req_list work;
 	struct blockdev_req_list done;
 	bool stop;
+	unsigned idle; /* workers waiting for work */
 	unsigned nworkers;
 	pthread_t workers[BLOCKDEV_MAX_THREADS];
 };
@@ -202,16 +203,24 @@ static void *blockdev_worker(void *arg)
 	for (;;) {
 		struct blockdev_req *req;
 
-		while (!q->work.head && !q->stop)
+		while (!q->work.head && !q->stop) {
+			q->idle++;
 			pthread_cond_wait(&q->work_cond, &q->lock);
+			q->idle--;
+		}
 		req = list_pop(&q->work);
 		if (!req)
 			break; /* stop and nothing left */
 		pthread_mutex_unlock(&q->lock);
 		req->result_ = blockdev_req_run(q->bd, req);
 		pthread_mutex_lock(&q->lock);
+		/*
+		 * One wake-up per batch: the collector clears the eventfd before
+		 * it drains the list, so a non-empty list is always signalled.
+		 */
+		if (!q->done.head)
+			queue_signal(q);
 		list_push(&q->done, req);
-		queue_signal(q);
 	}
 	pthread_mutex_unlock(&q->lock);
 	return NULL;
@@ -221,7 +230,9 @@ static void queue_to_pool(struct blockdev_queue *q, struct blockdev_req *req)
 {
 	pthread_mutex_lock(&q->lock);
 	list_push(&q->work, req);
-	pthread_cond_signal(&q->work_cond);
+	/* Busy workers pick the request up when they finish their current one. */
+	if (q->idle)
+		pthread_cond_signal(&q->work_cond);
 	pthread_mutex_unlock(&q->lock);
 }
 
