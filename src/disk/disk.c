@@ -214,6 +214,7 @@ struct disk_chain_entry {
 	dev_t dev;
 	ino_t ino;
 	const char *path;
+	unsigned flags;
 };
 
 static _Thread_local struct disk_chain_entry disk_chain[DISK_MAX_CHAIN_DEPTH + 1];
@@ -248,6 +249,7 @@ int disk_open(const char *path, enum disk_format format, unsigned flags, struct 
 		.dev = st.st_dev,
 		.ino = st.st_ino,
 		.path = path,
+		.flags = flags,
 	};
 	ret = drv->open(path, flags, out);
 	disk_chain_len--;
@@ -265,6 +267,17 @@ static void disk_chain_describe(char *buf, size_t size, const char *last)
 		pos += (size_t)snprintf(buf + pos, size - pos, "%s -> ", disk_chain[i].path);
 	if (pos < size)
 		snprintf(buf + pos, size - pos, "%s", last);
+}
+
+/* Parents are read-only; direct I/O and no-replay carry over from the child. */
+static unsigned disk_parent_flags(void)
+{
+	unsigned flags = DISK_OPEN_RDONLY;
+
+	if (disk_chain_len)
+		flags |= disk_chain[disk_chain_len - 1].flags &
+			 (DISK_OPEN_DIRECT | DISK_OPEN_NO_REPLAY);
+	return flags;
 }
 
 /* Resolves cand against the child's directory into out (PATH_MAX bytes). */
@@ -332,7 +345,7 @@ int disk_open_parent(const char *child_path, const char *const *candidates, unsi
 				DISK_MAX_CHAIN_DEPTH);
 			return -ELOOP;
 		}
-		ret = disk_open(path, DISK_FORMAT_AUTO, DISK_OPEN_RDONLY, out);
+		ret = disk_open(path, DISK_FORMAT_AUTO, disk_parent_flags(), out);
 		if (ret < 0) {
 			if (ret != -ELOOP)
 				err_prefix("parent of '%s'", child_path);

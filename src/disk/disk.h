@@ -112,6 +112,8 @@ int disk_check(const char *path, enum disk_format format, bool repair,
  * DISK_FORMAT_AUTO. Loops (same dev/inode already open in this chain, kept in a
  * thread-local stack by disk_open) and chains deeper than DISK_MAX_CHAIN_DEPTH
  * are errors. *resolved (PATH_MAX bytes) receives the path that was opened.
+ * The parent gets the child's DISK_OPEN_DIRECT and DISK_OPEN_NO_REPLAY flags.
+ * Backslashes in candidates are read as '/'.
  */
 int disk_open_parent(const char *child_path, const char *const *candidates, unsigned ncandidates,
 		     struct blockdev **out, char *resolved);
