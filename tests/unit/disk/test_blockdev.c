@@ -471,6 +471,51 @@ static void test_slow_driver(void **state)
 	slow_run(f->engine, true);
 }
 
+/* A mapped read that comes back short from the file is finished by readv(). */
+static int short_readv(struct blockdev *bd, const struct iovec *iov, int iovcnt, uint64_t off)
+{
+	for (int i = 0; i < iovcnt; i++)
+		memset(iov[i].iov_base, 0x77, iov[i].iov_len);
+	return 0;
+}
+
+static int short_map(struct blockdev *bd, uint64_t off, uint64_t len, bool for_write,
+		     struct blockdev_extent *ext)
+{
+	ext->kind = BLOCKDEV_EXTENT_DATA;
+	ext->file_offset = off;
+	ext->len = len;
+	return 0;
+}
+
+static void test_short_transfer(void **state)
+{
+	struct fixture *f = *state;
+	static const struct blockdev_ops short_ops = {.readv = short_readv, .map = short_map};
+	struct blockdev sd = {.ops = &short_ops,
+			      .format = "short",
+			      .size = 1 << 20,
+			      .logical_sector_size = 512,
+			      .physical_sector_size = 512};
+	static uint8_t buf[8192];
+	char path[] = "/tmp/viridian-bdshort-XXXXXX";
+	struct blockdev_queue *q;
+	struct one o;
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	unlink(path);
+	assert_int_equal(ftruncate(fd, 4096), 0); /* shorter than the device */
+	sd.data_fd = fd;
+	q = blockdev_queue_create(&sd, 4, f->engine);
+	assert_non_null(q);
+	assert_int_equal(run_one(q, &o, BLOCKDEV_OP_READ, 0, 0, buf, sizeof(buf)), 0);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		assert_int_equal(buf[i], 0x77);
+	blockdev_queue_destroy(q);
+	close(fd);
+}
+
 static void test_auto_engine(void **state)
 {
 	struct fixture *f = *state;
@@ -492,7 +537,8 @@ static void test_auto_engine(void **state)
 		T(e "_range_checks", test_range_checks, setup),           \
 		T(e "_eventfd", test_eventfd, setup),                     \
 		T(e "_destroy_inflight", test_destroy_inflight, setup),   \
-		T(e "_slow_driver", test_slow_driver, setup)
+		T(e "_slow_driver", test_slow_driver, setup),             \
+		T(e "_short_transfer", test_short_transfer, setup)
 
 int main(void)
 {
