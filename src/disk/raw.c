@@ -282,6 +282,26 @@ static int raw_open(const char *path, unsigned flags, struct blockdev **out)
 	r->bd.logical_sector_size = 512;
 	/* With O_DIRECT, buffers and offsets must be 4096-aligned on most devices. */
 	r->bd.physical_sector_size = 4096;
+	if (is_blk) {
+		int lss = 0;
+		unsigned int pss = 0;
+
+		/* A 4K-native device cannot do 512-byte I/O: report what it has. */
+		if (ioctl(fd, BLKSSZGET, &lss) == 0 && (lss == 512 || lss == 4096))
+			r->bd.logical_sector_size = (uint32_t)lss;
+		if (ioctl(fd, BLKPBSZGET, &pss) == 0 && pss >= r->bd.logical_sector_size &&
+		    pss <= 65536 && !(pss & (pss - 1)))
+			r->bd.physical_sector_size = pss;
+		if (r->bd.physical_sector_size < r->bd.logical_sector_size)
+			r->bd.physical_sector_size = r->bd.logical_sector_size;
+		if (size % r->bd.logical_sector_size) {
+			err_set("block device '%s' size is not a multiple of its sector size",
+				path);
+			free(r);
+			close(fd);
+			return -EINVAL;
+		}
+	}
 	r->bd.read_only = ro;
 	r->bd.data_fd = fd;
 	*out = &r->bd;
