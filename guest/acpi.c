@@ -177,7 +177,7 @@ static bool aml_find_s5(const uint8_t *aml, size_t len)
 		size_t j, nlen;
 		uint64_t a, b;
 
-		if (memcmp(aml + i, "_S5_", 4) != 0)
+		if (aml[i] != '_' || memcmp(aml + i, "_S5_", 4) != 0)
 			continue;
 		if (!(aml[i - 1] == 0x08 || (aml[i - 1] == '\\' && i >= 2 && aml[i - 2] == 0x08)))
 			continue;

@@ -132,6 +132,8 @@ void kmain(uint32_t start_info)
 		/* No tests= at all: run every registered scenario. */
 		for (const struct scenario *const *s = __scenarios_start;
 		     s < __scenarios_end && nsel < MAX_TESTS; s++) {
+			if ((*s)->explicit_only)
+				continue;
 			snprintf(names[nsel], sizeof(names[0]), "%s", (*s)->name);
 			sel[nsel++] = *s;
 		}

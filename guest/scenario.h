@@ -10,6 +10,7 @@ struct scenario {
 	const char *name;
 	unsigned int (*count)(void);
 	void (*run)(void);
+	int explicit_only; /* not part of the default run (no tests= on the command line) */
 };
 
 #define SCENARIO_REGISTER(s)                                 \

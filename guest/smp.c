@@ -35,7 +35,8 @@ unsigned int ncpus;
 /* Read by start.S (AP stack) and ap_main (which slot it fills). */
 uint64_t ap_stack_top;
 static volatile unsigned int ap_boot_index;
-static uint8_t ap_stacks[ACPI_MAX_CPUS][AP_STACK_SIZE] __attribute__((aligned(16)));
+static uint8_t ap_stacks[ACPI_MAX_CPUS][AP_STACK_SIZE]
+	__attribute__((aligned(16), section(".bss.stacks")));
 static int smp_started;
 
 void ap_main(void);

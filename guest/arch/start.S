@@ -231,7 +231,7 @@ tr_far:
 ap_tramp_end:
 	.code64
 
-	.bss
+	.section .bss.stacks, "aw", @nobits
 	.balign 16
 	.skip 16384
 	.globl bsp_stack_top

@@ -160,5 +160,9 @@ static void boot_run(void)
 	boot_rtc();
 }
 
-static const struct scenario boot_scenario = {"boot", boot_count, boot_run};
+static const struct scenario boot_scenario = {
+	.name = "boot",
+	.count = boot_count,
+	.run = boot_run,
+};
 SCENARIO_REGISTER(boot_scenario);

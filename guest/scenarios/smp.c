@@ -45,5 +45,9 @@ static void smp_run(void)
 		tap_not_ok("smp", "cpu %u: MADT entry not started", i);
 }
 
-static const struct scenario smp_scenario = {"smp", smp_count, smp_run};
+static const struct scenario smp_scenario = {
+	.name = "smp",
+	.count = smp_count,
+	.run = smp_run,
+};
 SCENARIO_REGISTER(smp_scenario);
