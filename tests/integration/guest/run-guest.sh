@@ -2,10 +2,11 @@
 # Boots the test guest (build/guest/tguest.elf) under QEMU with TCG and checks the TAP it
 # prints on COM1: plan present, results complete and as expected, one smp line per vCPU,
 # and QEMU ending because the guest powered off through ACPI (not a timeout or a reset).
-# Usage: run-guest.sh ELF MACHINE SMP TESTS [EXPECTED_NOT_OK]
+# Usage: run-guest.sh ELF MACHINE SMP TESTS [EXPECTED_NOT_OK | bail]
+# ("bail": the guest must report an exception as "not ok" + "Bail out!" and still power off)
 set -u
 elf=$1 machine=$2 smp=$3 tests=$4 want_fail=${5:-0}
-limit=60
+limit=${GUEST_TIMEOUT:-60}
 
 qemu=$(command -v qemu-system-x86_64) || {
 	echo "1..0 # SKIP no qemu-system-x86_64 (Debian package qemu-system-x86)"
@@ -43,16 +44,22 @@ check() { # check OK DESCRIPTION [REASON]
 echo "1..4"
 echo "# ${cmd[*]}"
 plan=$(grep -m1 -oE '^1\.\.[0-9]+$' "$tmp/log" | cut -c4-)
-check $([ -n "$plan" ] && echo 1) "$machine smp=$smp: guest printed a TAP plan" "no '1..N' line"
+check "$([ -n "$plan" ] && echo 1)" "$machine smp=$smp: guest printed a TAP plan" "no '1..N' line"
 plan=${plan:-0}
 results=$(grep -cE '^(not )?ok [0-9]+ - ' "$tmp/log")
 notok=$(grep -cE '^not ok [0-9]+ - ' "$tmp/log")
-check $([ "$plan" -gt 0 ] && [ "$results" -eq "$plan" ] && [ "$notok" -eq "$want_fail" ] &&
-	echo 1) "guest reported $results of $plan results, $notok not ok (expected $want_fail)" \
-	"incomplete or unexpected failures"
+if [ "$want_fail" = bail ]; then
+	check "$(grep -qE '^not ok [0-9]+ - .* # exception #UD vector 6 .*rip 0x' "$tmp/log" &&
+		grep -q '^Bail out! exception #UD' "$tmp/log" && echo 1)" \
+		"guest reported the #UD as not ok with vector and rip, then Bail out!" "missing"
+else
+	check "$([ "$plan" -gt 0 ] && [ "$results" -eq "$plan" ] && [ "$notok" -eq "$want_fail" ] &&
+		echo 1)" "guest reported $results of $plan results, $notok not ok (expected $want_fail)" \
+		"incomplete or unexpected failures"
+fi
 if [[ ",$tests," == *,smp,* ]]; then
 	smpok=$(grep -cE '^ok [0-9]+ - smp: cpu [0-9]+ apic id [0-9]+ ran task$' "$tmp/log")
-	check $([ "$smpok" -eq "$smp" ] && echo 1) "smp ok lines: $smpok for $smp vCPUs" "mismatch"
+	check "$([ "$smpok" -eq "$smp" ] && echo 1)" "smp ok lines: $smpok for $smp vCPUs" "mismatch"
 else
 	check 1 "smp ok lines # SKIP smp scenario not requested"
 fi
