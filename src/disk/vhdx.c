@@ -49,7 +49,7 @@ struct vhdx {
 	pthread_mutex_t lock;
 
 	struct vhdx_header hdr; /* current header */
-	int hdr_slot;           /* 0: at 64 KiB, 1: at 128 KiB */
+	int hdr_slot; /* 0: at 64 KiB, 1: at 128 KiB */
 	struct vhdx_log log;
 
 	uint64_t bat_off, meta_off;
@@ -66,11 +66,11 @@ struct vhdx {
 	struct blockdev *parent;
 	char parent_path[PATH_MAX];
 
-	uint64_t file_end;   /* next allocation, MiB aligned */
-	uint64_t file_size;  /* apparent size */
+	uint64_t file_end; /* next allocation, MiB aligned */
+	uint64_t file_size; /* apparent size */
 	atomic_bool session; /* FileWrite/DataWriteGuid renewed in this session */
-	bool log_open;       /* LogGuid set in this session */
-	bool dirty_log;      /* read-only NO_REPLAY open of a dirty image */
+	bool log_open; /* LogGuid set in this session */
+	bool dirty_log; /* read-only NO_REPLAY open of a dirty image */
 	struct vhdx_overlay *ov;
 	size_t nov;
 	char creator[32];
@@ -190,8 +190,7 @@ static int header_write(struct vhdx *v, int slot, struct vhdx_header *h)
 {
 	h->checksum = 0;
 	h->checksum = crc32c(0, h, sizeof(*h));
-	int r = util_pwrite_full(v->fd, h, sizeof(*h),
-				 slot ? VHDX_HEADER2_OFF : VHDX_HEADER1_OFF);
+	int r = util_pwrite_full(v->fd, h, sizeof(*h), slot ? VHDX_HEADER2_OFF : VHDX_HEADER1_OFF);
 	if (!r && fdatasync(v->fd))
 		r = -errno;
 	if (r)
@@ -340,8 +339,8 @@ static int open_headers(struct vhdx *v)
 		return -ENOTSUP;
 	}
 	uint64_t lo = v->hdr.log_offset, ll = v->hdr.log_length;
-	if (ll % VHDX_MIB || lo % VHDX_MIB || lo < VHDX_HEADER_SECTION || ll > VHDX_MAX_LOG_LENGTH ||
-	    (ll && (lo > v->file_size || ll > v->file_size - lo)) ||
+	if (ll % VHDX_MIB || lo % VHDX_MIB || lo < VHDX_HEADER_SECTION ||
+	    ll > VHDX_MAX_LOG_LENGTH || (ll && (lo > v->file_size || ll > v->file_size - lo)) ||
 	    (ll == 0 && !guid_is_zero(&v->hdr.log_guid))) {
 		err_set("%s: VHDX log location (offset %" PRIu64 ", length %" PRIu64
 			") is invalid; the image is corrupt or truncated",
@@ -364,7 +363,7 @@ static int open_log(struct vhdx *v, unsigned flags)
 	int r;
 
 	if (flags & DISK_OPEN_RDONLY) {
-		sink = (struct vhdx_log_sink){ sink_overlay_apply, sink_overlay_extend, v };
+		sink = (struct vhdx_log_sink){sink_overlay_apply, sink_overlay_extend, v};
 		r = vhdx_log_replay(&v->log, v->file_size, &sink, &found);
 		if (r)
 			return r;
@@ -378,7 +377,7 @@ static int open_log(struct vhdx *v, unsigned flags)
 		return 0;
 	}
 	/* Check first with an overlay so a corrupt log changes nothing. */
-	sink = (struct vhdx_log_sink){ sink_overlay_apply, sink_overlay_extend, v };
+	sink = (struct vhdx_log_sink){sink_overlay_apply, sink_overlay_extend, v};
 	r = vhdx_log_replay(&v->log, v->file_size, &sink, &found);
 	for (size_t i = 0; i < v->nov; i++)
 		free(v->ov[i].data);
@@ -393,7 +392,7 @@ static int open_log(struct vhdx *v, unsigned flags)
 		r = header_update(v);
 		if (r)
 			return r;
-		sink = (struct vhdx_log_sink){ sink_file_apply, sink_file_extend, v };
+		sink = (struct vhdx_log_sink){sink_file_apply, sink_file_extend, v};
 		r = vhdx_log_replay(&v->log, v->file_size, &sink, &found);
 		if (!r && fdatasync(v->fd))
 			r = -errno;
@@ -421,7 +420,8 @@ static int open_regions(struct vhdx *v, struct range *rg, size_t *nrg)
 		return -ENOMEM;
 	int used = -1;
 	for (int i = 0; i < 2; i++) {
-		r = vhdx_pread(v, t, VHDX_REGION_TABLE_SIZE, i ? VHDX_REGION2_OFF : VHDX_REGION1_OFF);
+		r = vhdx_pread(v, t, VHDX_REGION_TABLE_SIZE,
+			       i ? VHDX_REGION2_OFF : VHDX_REGION1_OFF);
 		if (r)
 			goto out;
 		struct vhdx_region_table_header *h = (void *)t;
@@ -462,7 +462,8 @@ static int open_regions(struct vhdx *v, struct range *rg, size_t *nrg)
 		if (e->file_offset % VHDX_MIB || e->file_offset < VHDX_HEADER_SECTION ||
 		    e->length % VHDX_MIB || !e->length || e->file_offset > v->file_size ||
 		    e->length > v->file_size - e->file_offset) {
-			err_set("%s: VHDX region {%s} (offset %" PRIu64 ", length %u) is misaligned "
+			err_set("%s: VHDX region {%s} (offset %" PRIu64
+				", length %u) is misaligned "
 				"or outside the file",
 				v->path, guid_format(&e->guid, gs), e->file_offset, e->length);
 			goto out;
@@ -480,8 +481,10 @@ static int open_regions(struct vhdx *v, struct range *rg, size_t *nrg)
 			v->meta_off = e->file_offset;
 			v->meta_len = e->length;
 		}
-		rg[(*nrg)++] = (struct range){ e->file_offset, e->length,
-					       is_bat ? "BAT" : is_meta ? "metadata" : "region" };
+		rg[(*nrg)++] = (struct range){e->file_offset, e->length,
+					      is_bat	? "BAT"
+					      : is_meta ? "metadata"
+							: "region"};
 	}
 	if (!have_bat || !have_meta) {
 		err_set("%s: VHDX region table lacks the %s region", v->path,
@@ -630,12 +633,12 @@ static int open_metadata(struct vhdx *v, struct locator *loc, bool *have_loc)
 	uint8_t *t = malloc(VHDX_METADATA_TABLE_SIZE);
 	int r = -EINVAL;
 	struct md_item items[] = {
-		{ &guid_file_params, 8, 8, true, 0, 0, false },
-		{ &guid_disk_size, 8, 8, true, 0, 0, false },
-		{ &guid_page83, 16, 16, false, 0, 0, false },
-		{ &guid_logical, 4, 4, true, 0, 0, false },
-		{ &guid_physical, 4, 4, false, 0, 0, false },
-		{ &guid_locator, 20, VHDX_MAX_METADATA_ITEM, false, 0, 0, false },
+		{&guid_file_params, 8, 8, true, 0, 0, false},
+		{&guid_disk_size, 8, 8, true, 0, 0, false},
+		{&guid_page83, 16, 16, false, 0, 0, false},
+		{&guid_logical, 4, 4, true, 0, 0, false},
+		{&guid_physical, 4, 4, false, 0, 0, false},
+		{&guid_locator, 20, VHDX_MAX_METADATA_ITEM, false, 0, 0, false},
 	};
 	struct range *rg = NULL;
 	size_t nrg = 0;
@@ -650,7 +653,8 @@ static int open_metadata(struct vhdx *v, struct locator *loc, bool *have_loc)
 	r = -EINVAL;
 	struct vhdx_metadata_table_header *h = (void *)t;
 	if (memcmp(h->signature, VHDX_METADATA_SIGNATURE, 8)) {
-		err_set("%s: VHDX metadata table signature is wrong; the image is corrupt", v->path);
+		err_set("%s: VHDX metadata table signature is wrong; the image is corrupt",
+			v->path);
 		goto out;
 	}
 	if (h->entry_count > VHDX_MAX_METADATA_ENTRIES) {
@@ -672,15 +676,15 @@ static int open_metadata(struct vhdx *v, struct locator *loc, bool *have_loc)
 				guid_format(&e->item_id, gs));
 			goto out;
 		}
-		if (e->length && (e->offset < VHDX_METADATA_TABLE_SIZE ||
-				  e->length > VHDX_MAX_METADATA_ITEM ||
-				  (uint64_t)e->offset + e->length > v->meta_len)) {
+		if (e->length &&
+		    (e->offset < VHDX_METADATA_TABLE_SIZE || e->length > VHDX_MAX_METADATA_ITEM ||
+		     (uint64_t)e->offset + e->length > v->meta_len)) {
 			err_set("%s: VHDX metadata item {%s} lies outside the metadata region",
 				v->path, guid_format(&e->item_id, gs));
 			goto out;
 		}
 		if (e->length)
-			rg[nrg++] = (struct range){ e->offset, e->length, "metadata item" };
+			rg[nrg++] = (struct range){e->offset, e->length, "metadata item"};
 		if (e->flags & VHDX_META_IS_USER) {
 			if (++nuser > VHDX_MAX_USER_METADATA) {
 				err_set("%s: too many VHDX user metadata items", v->path);
@@ -729,7 +733,8 @@ static int open_metadata(struct vhdx *v, struct locator *loc, bool *have_loc)
 	struct vhdx_file_parameters fp;
 	uint64_t vds;
 	uint32_t lss, pss = 512;
-	if ((r = vhdx_pread(v, &fp, 8, items[0].off)) || (r = vhdx_pread(v, &vds, 8, items[1].off)) ||
+	if ((r = vhdx_pread(v, &fp, 8, items[0].off)) ||
+	    (r = vhdx_pread(v, &vds, 8, items[1].off)) ||
 	    (r = vhdx_pread(v, &lss, 4, items[3].off)) ||
 	    (items[4].found && (r = vhdx_pread(v, &pss, 4, items[4].off))) ||
 	    (items[2].found && (r = vhdx_pread(v, &v->page83, 16, items[2].off))))
@@ -796,8 +801,8 @@ static int open_bat(struct vhdx *v, struct range *fixed, size_t nfixed)
 	v->chunk_ratio = (8ull * VHDX_MIB * v->bd.logical_sector_size) / bs;
 	v->nblocks = DIV_ROUND_UP(v->bd.size, bs);
 	uint64_t nsb = DIV_ROUND_UP(v->nblocks, v->chunk_ratio);
-	v->nbat = diff ? nsb * (v->chunk_ratio + 1)
-		       : v->nblocks + (v->nblocks - 1) / v->chunk_ratio;
+	v->nbat =
+		diff ? nsb * (v->chunk_ratio + 1) : v->nblocks + (v->nblocks - 1) / v->chunk_ratio;
 	if (v->nbat > VHDX_MAX_BAT_ENTRIES || v->nbat * 8 > v->bat_len) {
 		err_set("%s: VHDX BAT region (%u bytes) is too small for %" PRIu64 " entries",
 			v->path, v->bat_len, v->nbat);
@@ -835,11 +840,12 @@ static int open_bat(struct vhdx *v, struct range *fixed, size_t nfixed)
 				continue;
 		} else {
 			if (st == 4 || (st == VHDX_PAYLOAD_PARTIALLY_PRESENT && !diff)) {
-				err_set("%s: VHDX BAT entry %" PRIu64 " has invalid state %u", v->path,
-					i, st);
+				err_set("%s: VHDX BAT entry %" PRIu64 " has invalid state %u",
+					v->path, i, st);
 				goto out;
 			}
-			if (st != VHDX_PAYLOAD_FULLY_PRESENT && st != VHDX_PAYLOAD_PARTIALLY_PRESENT)
+			if (st != VHDX_PAYLOAD_FULLY_PRESENT &&
+			    st != VHDX_PAYLOAD_PARTIALLY_PRESENT)
 				continue;
 		}
 		if (off < VHDX_HEADER_SECTION || off > v->file_size || len > v->file_size - off) {
@@ -848,7 +854,7 @@ static int open_bat(struct vhdx *v, struct range *fixed, size_t nfixed)
 				v->path, i, off);
 			goto out;
 		}
-		rg[n++] = (struct range){ off, len, is_sb ? "sector bitmap" : "payload block" };
+		rg[n++] = (struct range){off, len, is_sb ? "sector bitmap" : "payload block"};
 	}
 	r = ranges_check(rg, n, v->path);
 	if (!r && n)
@@ -945,9 +951,9 @@ static int vhdx_open(const char *path, unsigned flags, struct blockdev **out)
 		goto fail;
 	struct range fixed[VHDX_MAX_REGION_ENTRIES + 2];
 	size_t nfixed = 0;
-	fixed[nfixed++] = (struct range){ 0, VHDX_HEADER_SECTION, "header section" };
+	fixed[nfixed++] = (struct range){0, VHDX_HEADER_SECTION, "header section"};
 	if (v->log.length)
-		fixed[nfixed++] = (struct range){ v->log.offset, v->log.length, "log" };
+		fixed[nfixed++] = (struct range){v->log.offset, v->log.length, "log"};
 	r = open_regions(v, fixed, &nfixed);
 	if (r)
 		goto fail;
@@ -1008,7 +1014,8 @@ static int sb_bits_read(struct vhdx *v, uint64_t block, uint64_t off, uint64_t n
 			v->path, block);
 		return -EIO;
 	}
-	uint64_t s0 = (block % v->chunk_ratio) * (v->block_size / lss) + (off % v->block_size) / lss;
+	uint64_t s0 =
+		(block % v->chunk_ratio) * (v->block_size / lss) + (off % v->block_size) / lss;
 	uint64_t b0 = s0 / 8, b1 = (s0 + n / lss + 7) / 8;
 	*bits = malloc(b1 - b0);
 	if (!*bits)
@@ -1228,12 +1235,14 @@ static int pwrite_data(struct vhdx *v, const uint8_t *buf, uint64_t n, uint64_t 
 	return r;
 }
 
-/* Sets the SB bits of [off, off+n) in block; adds changed pages to ps. *changed if any bit flipped. */
+/* Sets the SB bits of [off, off+n) in block; adds changed pages to ps. *changed if any bit flipped.
+ */
 static int sb_set_bits(struct vhdx *v, struct page_set *ps, uint64_t sb_off, bool fresh,
 		       uint64_t block, uint64_t off, uint64_t n, bool *changed)
 {
 	uint32_t lss = v->bd.logical_sector_size;
-	uint64_t s0 = (block % v->chunk_ratio) * (v->block_size / lss) + (off % v->block_size) / lss;
+	uint64_t s0 =
+		(block % v->chunk_ratio) * (v->block_size / lss) + (off % v->block_size) / lss;
 	uint64_t ns = n / lss;
 	int r = 0;
 	*changed = false;
@@ -1275,7 +1284,7 @@ static int write_block_locked(struct vhdx *v, const uint8_t *buf, uint64_t n, ui
 	bool diff = v->fp_flags & VHDX_PARAM_HAS_PARENT;
 	uint64_t blk_len = MIN(bs, v->bd.size - block * bs);
 	bool whole = inblk == 0 && n == blk_len;
-	struct page_set ps = { .n = 0 };
+	struct page_set ps = {.n = 0};
 	struct bat_update u[2];
 	int r;
 
@@ -1298,7 +1307,7 @@ static int write_block_locked(struct vhdx *v, const uint8_t *buf, uint64_t n, ui
 		}
 		if ((r = pwrite_data(v, buf, n, boff + inblk)) || (r = data_sync(v)))
 			return r;
-		u[0] = (struct bat_update){ idx, boff | VHDX_PAYLOAD_FULLY_PRESENT };
+		u[0] = (struct bat_update){idx, boff | VHDX_PAYLOAD_FULLY_PRESENT};
 		r = bat_pages_add(v, &ps, u, 1);
 		if (!r)
 			r = commit(v, &ps, u, 1);
@@ -1314,7 +1323,7 @@ static int write_block_locked(struct vhdx *v, const uint8_t *buf, uint64_t n, ui
 	if (st == VHDX_PAYLOAD_NOT_PRESENT) {
 		if ((r = file_alloc(v, bs, &boff)))
 			return r;
-		u[nu++] = (struct bat_update){ idx, boff | VHDX_PAYLOAD_PARTIALLY_PRESENT };
+		u[nu++] = (struct bat_update){idx, boff | VHDX_PAYLOAD_PARTIALLY_PRESENT};
 	} else {
 		boff = e & VHDX_BAT_OFFSET_MASK;
 	}
@@ -1324,7 +1333,7 @@ static int write_block_locked(struct vhdx *v, const uint8_t *buf, uint64_t n, ui
 		if ((r = file_alloc(v, VHDX_SB_BLOCK_SIZE, &sb_off)))
 			return r;
 		sb_fresh = true;
-		u[nu++] = (struct bat_update){ sbi, sb_off | VHDX_SB_PRESENT };
+		u[nu++] = (struct bat_update){sbi, sb_off | VHDX_SB_PRESENT};
 	}
 	if ((r = pwrite_data(v, buf, n, boff + inblk)))
 		return r;
@@ -1347,7 +1356,8 @@ static int write_range(struct vhdx *v, const uint8_t *buf, uint64_t len, uint64_
 		uint64_t e = bat_get(v, bat_index(v, off / v->block_size));
 		int r;
 		if ((e & VHDX_BAT_STATE_MASK) == VHDX_PAYLOAD_FULLY_PRESENT) {
-			r = pwrite_data(v, buf, n, (e & VHDX_BAT_OFFSET_MASK) + off % v->block_size);
+			r = pwrite_data(v, buf, n,
+					(e & VHDX_BAT_OFFSET_MASK) + off % v->block_size);
 		} else {
 			pthread_mutex_lock(&v->lock);
 			r = write_block_locked(v, buf, n, off);
@@ -1604,7 +1614,8 @@ static int vhdx_create(const char *path, const struct disk_create_opts *o)
 		page83 = pv->page83;
 		if (size && size != p->size) {
 			blockdev_close(p);
-			err_set("a differencing image has its parent's size (%" PRIu64 ")", p->size);
+			err_set("a differencing image has its parent's size (%" PRIu64 ")",
+				p->size);
 			return -EINVAL;
 		}
 		if (o->logical_sector_size && o->logical_sector_size != p->logical_sector_size) {
@@ -1684,10 +1695,10 @@ static int vhdx_create(const char *path, const struct disk_create_opts *o)
 	struct vhdx_region_entry *re = (void *)(buf + 16);
 	rt->signature = VHDX_REGION_SIGNATURE;
 	rt->entry_count = 2;
-	re[0] = (struct vhdx_region_entry){ guid_bat, bat_off, (uint32_t)bat_len,
-					    VHDX_REGION_REQUIRED };
-	re[1] = (struct vhdx_region_entry){ guid_metadata, meta_off, (uint32_t)VHDX_MIB,
-					    VHDX_REGION_REQUIRED };
+	re[0] = (struct vhdx_region_entry){guid_bat, bat_off, (uint32_t)bat_len,
+					   VHDX_REGION_REQUIRED};
+	re[1] = (struct vhdx_region_entry){guid_metadata, meta_off, (uint32_t)VHDX_MIB,
+					   VHDX_REGION_REQUIRED};
 	rt->checksum = crc32c(0, buf, VHDX_REGION_TABLE_SIZE);
 	if ((r = util_pwrite_full(fd, buf, VHDX_REGION_TABLE_SIZE, VHDX_REGION1_OFF)) ||
 	    (r = util_pwrite_full(fd, buf, VHDX_REGION_TABLE_SIZE, VHDX_REGION2_OFF)))
@@ -1701,17 +1712,17 @@ static int vhdx_create(const char *path, const struct disk_create_opts *o)
 	uint32_t ip = 0;
 	unsigned ne = 0;
 	memcpy(mh->signature, VHDX_METADATA_SIGNATURE, 8);
-#define MD_ADD(g, ptr, len, fl)                                                                    \
-	do {                                                                                       \
-		me[ne] = (struct vhdx_metadata_entry){ g, (uint32_t)VHDX_METADATA_TABLE_SIZE + ip, \
-						       (uint32_t)(len), (fl), 0 };                 \
-		memcpy(items + ip, ptr, len);                                                      \
-		ip += ALIGN_UP((uint32_t)(len), 8u);                                               \
-		ne++;                                                                              \
+#define MD_ADD(g, ptr, len, fl)                                                                   \
+	do {                                                                                      \
+		me[ne] = (struct vhdx_metadata_entry){g, (uint32_t)VHDX_METADATA_TABLE_SIZE + ip, \
+						      (uint32_t)(len), (fl), 0};                  \
+		memcpy(items + ip, ptr, len);                                                     \
+		ip += ALIGN_UP((uint32_t)(len), 8u);                                              \
+		ne++;                                                                             \
 	} while (0)
-	struct vhdx_file_parameters fp = {
-		bs, diff ? VHDX_PARAM_HAS_PARENT : fixed ? VHDX_PARAM_LEAVE_BLOCKS_ALLOCATED : 0
-	};
+	struct vhdx_file_parameters fp = {bs, diff    ? VHDX_PARAM_HAS_PARENT
+					      : fixed ? VHDX_PARAM_LEAVE_BLOCKS_ALLOCATED
+						      : 0};
 	MD_ADD(guid_file_params, &fp, 8, VHDX_META_IS_REQUIRED);
 	MD_ADD(guid_disk_size, &size, 8, VHDX_META_IS_REQUIRED | VHDX_META_IS_VIRTUAL_DISK);
 	MD_ADD(guid_page83, &page83, 16, VHDX_META_IS_REQUIRED | VHDX_META_IS_VIRTUAL_DISK);
@@ -1724,8 +1735,8 @@ static int vhdx_create(const char *path, const struct disk_create_opts *o)
 		for (char *c = absw; *c; c++)
 			if (*c == '/')
 				*c = '\\';
-		const char *keys[] = { "parent_linkage", "relative_path", "absolute_win32_path" };
-		const char *vals[] = { link, parent_rel, absw };
+		const char *keys[] = {"parent_linkage", "relative_path", "absolute_win32_path"};
+		const char *vals[] = {link, parent_rel, absw};
 		uint8_t *lb = malloc(VHDX_METADATA_TABLE_SIZE / 2);
 		if (!lb) {
 			r = -ENOMEM;
@@ -1769,7 +1780,8 @@ static int vhdx_create(const char *path, const struct disk_create_opts *o)
 			h.data_write_guid = h0.data_write_guid;
 		}
 		h.checksum = crc32c(0, &h, sizeof(h));
-		if ((r = util_pwrite_full(fd, &h, sizeof(h), i ? VHDX_HEADER2_OFF : VHDX_HEADER1_OFF)))
+		if ((r = util_pwrite_full(fd, &h, sizeof(h),
+					  i ? VHDX_HEADER2_OFF : VHDX_HEADER1_OFF)))
 			goto io_fail;
 	}
 	(void)log_off;
@@ -1797,7 +1809,7 @@ static int vhdx_info(struct blockdev *bd, struct disk_info *info)
 	struct stat st;
 	memset(info, 0, sizeof(*info));
 	info->format = DISK_FORMAT_VHDX;
-	info->type = (v->fp_flags & VHDX_PARAM_HAS_PARENT)	     ? DISK_TYPE_DIFFERENCING
+	info->type = (v->fp_flags & VHDX_PARAM_HAS_PARENT)		 ? DISK_TYPE_DIFFERENCING
 		     : (v->fp_flags & VHDX_PARAM_LEAVE_BLOCKS_ALLOCATED) ? DISK_TYPE_FIXED
 									 : DISK_TYPE_DYNAMIC;
 	info->virtual_size = bd->size;
@@ -1808,7 +1820,8 @@ static int vhdx_info(struct blockdev *bd, struct disk_info *info)
 	info->block_size = v->block_size;
 	info->logical_sector_size = bd->logical_sector_size;
 	info->physical_sector_size = bd->physical_sector_size;
-	snprintf(info->parent_path, sizeof(info->parent_path), "%s", v->parent ? v->parent_path : "");
+	snprintf(info->parent_path, sizeof(info->parent_path), "%s",
+		 v->parent ? v->parent_path : "");
 	snprintf(info->log_state, sizeof(info->log_state), "%s", v->dirty_log ? "dirty" : "clean");
 	info->disk_id = v->page83;
 	snprintf(info->creator, sizeof(info->creator), "%s", v->creator);
@@ -1834,7 +1847,8 @@ static int vhdx_check(const char *path, bool repair, struct disk_check_result *r
 	if (!util_pread_full(v->fd, &other, sizeof(other),
 			     v->hdr_slot ? VHDX_HEADER1_OFF : VHDX_HEADER2_OFF) &&
 	    !header_valid(&other) && report)
-		fprintf(report, "warning: one VHDX header copy is corrupt; the next write fixes it\n");
+		fprintf(report,
+			"warning: one VHDX header copy is corrupt; the next write fixes it\n");
 	uint8_t *rt = malloc(2 * VHDX_REGION_TABLE_SIZE);
 	if (rt && !util_pread_full(v->fd, rt, 2 * VHDX_REGION_TABLE_SIZE, VHDX_REGION1_OFF) &&
 	    memcmp(rt, rt + VHDX_REGION_TABLE_SIZE, VHDX_REGION_TABLE_SIZE) && report)
@@ -1847,8 +1861,8 @@ static int vhdx_check(const char *path, bool repair, struct disk_check_result *r
 		unsigned stt = e & VHDX_BAT_STATE_MASK;
 		bool is_sb = (i + 1) % (v->chunk_ratio + 1) == 0;
 		if ((is_sb && stt == VHDX_SB_PRESENT) ||
-		    (!is_sb && (stt == VHDX_PAYLOAD_FULLY_PRESENT ||
-				stt == VHDX_PAYLOAD_PARTIALLY_PRESENT)))
+		    (!is_sb &&
+		     (stt == VHDX_PAYLOAD_FULLY_PRESENT || stt == VHDX_PAYLOAD_PARTIALLY_PRESENT)))
 			used = MAX(used, (e & VHDX_BAT_OFFSET_MASK) +
 						 (is_sb ? VHDX_SB_BLOCK_SIZE : v->block_size));
 	}
@@ -1868,7 +1882,8 @@ static int vhdx_check(const char *path, bool repair, struct disk_check_result *r
 		snprintf(res->first_error, sizeof(res->first_error),
 			 "image has a dirty log that needs replay");
 		if (report)
-			fprintf(report, "error: image has a dirty log that needs replay (use --repair)\n");
+			fprintf(report,
+				"error: image has a dirty log that needs replay (use --repair)\n");
 		return 0;
 	}
 	r = vhdx_open(path, 0, &bd);
@@ -1964,7 +1979,7 @@ static int vhdx_resize(const char *path, uint64_t new_size)
 	v->bat = nbatp;
 	pthread_mutex_lock(&v->lock);
 	/* New entries: NOT_PRESENT, or freshly allocated blocks for a fixed disk. */
-	struct page_set ps = { .n = 0 };
+	struct page_set ps = {.n = 0};
 	struct bat_update u[VHDX_LOG_MAX_PAGES];
 	r = 0;
 	for (uint64_t i = v->nbat; i < nbat && !r;) {
@@ -1979,7 +1994,7 @@ static int vhdx_resize(const char *path, uint64_t new_size)
 				val = off | VHDX_PAYLOAD_FULLY_PRESENT;
 			}
 			v->bat[i] = 0;
-			u[nu] = (struct bat_update){ i, val };
+			u[nu] = (struct bat_update){i, val};
 			if ((r = bat_pages_add(v, &ps, &u[nu], 1)))
 				break;
 			nu++;
@@ -2002,11 +2017,10 @@ static int vhdx_resize(const char *path, uint64_t new_size)
 		page_set_free(&ps);
 	}
 	pthread_mutex_unlock(&v->lock);
-out:
-	{
-		int r2 = blockdev_close(bd);
-		return r ? r : r2;
-	}
+out : {
+	int r2 = blockdev_close(bd);
+	return r ? r : r2;
+}
 }
 
 static bool vhdx_probe(const uint8_t *head, size_t head_len, const uint8_t *tail,

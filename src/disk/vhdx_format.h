@@ -47,7 +47,7 @@
 #define VHDX_HEADER_SIGNATURE 0x64616568u /* "head" */
 #define VHDX_REGION_SIGNATURE 0x69676572u /* "regi" */
 #define VHDX_METADATA_SIGNATURE "metadata"
-#define VHDX_LOG_SIGNATURE 0x65676f6cu  /* "loge" */
+#define VHDX_LOG_SIGNATURE 0x65676f6cu /* "loge" */
 #define VHDX_ZERO_SIGNATURE 0x6f72657au /* "zero" */
 #define VHDX_DESC_SIGNATURE 0x63736564u /* "desc" */
 #define VHDX_DATA_SIGNATURE 0x61746164u /* "data" */
@@ -165,7 +165,7 @@ _Static_assert(offsetof(struct vhdx_log_entry_header, log_guid) == 32, "log guid
 struct vhdx_log_descriptor {
 	uint32_t signature;
 	uint32_t trailing_bytes; /* data: bytes 4092..4095; zero: reserved */
-	uint64_t leading_bytes;  /* data: bytes 0..7; zero: ZeroLength */
+	uint64_t leading_bytes; /* data: bytes 0..7; zero: ZeroLength */
 	uint64_t file_offset;
 	uint64_t sequence_number;
 } __attribute__((packed));
@@ -198,50 +198,68 @@ struct vhdx_parent_locator_entry {
 _Static_assert(sizeof(struct vhdx_parent_locator_entry) == 12, "locator entry size");
 
 /* GUID initialisers in wire order (Data1..3 little-endian). */
-#define VHDX_GUID_BAT                                                                              \
-	{                                                                                          \
-		{ 0x66, 0x77, 0xc2, 0x2d, 0x23, 0xf6, 0x00, 0x42, 0x9d, 0x64, 0x11, 0x5e, 0x9b,    \
-		  0xfd, 0x4a, 0x08 }                                                               \
+#define VHDX_GUID_BAT                                                                           \
+	{                                                                                       \
+		{                                                                               \
+			0x66, 0x77, 0xc2, 0x2d, 0x23, 0xf6, 0x00, 0x42, 0x9d, 0x64, 0x11, 0x5e, \
+				0x9b, 0xfd, 0x4a, 0x08                                          \
+		}                                                                               \
 	}
-#define VHDX_GUID_METADATA                                                                         \
-	{                                                                                          \
-		{ 0x06, 0xa2, 0x7c, 0x8b, 0x90, 0x47, 0x9a, 0x4b, 0xb8, 0xfe, 0x57, 0x5f, 0x05,    \
-		  0x0f, 0x88, 0x6e }                                                               \
+#define VHDX_GUID_METADATA                                                                      \
+	{                                                                                       \
+		{                                                                               \
+			0x06, 0xa2, 0x7c, 0x8b, 0x90, 0x47, 0x9a, 0x4b, 0xb8, 0xfe, 0x57, 0x5f, \
+				0x05, 0x0f, 0x88, 0x6e                                          \
+		}                                                                               \
 	}
-#define VHDX_GUID_FILE_PARAMETERS                                                                  \
-	{                                                                                          \
-		{ 0x37, 0x67, 0xa1, 0xca, 0x36, 0xfa, 0x43, 0x4d, 0xb3, 0xb6, 0x33, 0xf0, 0xaa,    \
-		  0x44, 0xe7, 0x6b }                                                               \
+#define VHDX_GUID_FILE_PARAMETERS                                                               \
+	{                                                                                       \
+		{                                                                               \
+			0x37, 0x67, 0xa1, 0xca, 0x36, 0xfa, 0x43, 0x4d, 0xb3, 0xb6, 0x33, 0xf0, \
+				0xaa, 0x44, 0xe7, 0x6b                                          \
+		}                                                                               \
 	}
-#define VHDX_GUID_VIRTUAL_DISK_SIZE                                                                \
-	{                                                                                          \
-		{ 0x24, 0x42, 0xa5, 0x2f, 0x1b, 0xcd, 0x76, 0x48, 0xb2, 0x11, 0x5d, 0xbe, 0xd8,    \
-		  0x3b, 0xf4, 0xb8 }                                                               \
+#define VHDX_GUID_VIRTUAL_DISK_SIZE                                                             \
+	{                                                                                       \
+		{                                                                               \
+			0x24, 0x42, 0xa5, 0x2f, 0x1b, 0xcd, 0x76, 0x48, 0xb2, 0x11, 0x5d, 0xbe, \
+				0xd8, 0x3b, 0xf4, 0xb8                                          \
+		}                                                                               \
 	}
-#define VHDX_GUID_PAGE83                                                                           \
-	{                                                                                          \
-		{ 0xab, 0x12, 0xca, 0xbe, 0xe6, 0xb2, 0x23, 0x45, 0x93, 0xef, 0xc3, 0x09, 0xe0,    \
-		  0x00, 0xc7, 0x46 }                                                               \
+#define VHDX_GUID_PAGE83                                                                        \
+	{                                                                                       \
+		{                                                                               \
+			0xab, 0x12, 0xca, 0xbe, 0xe6, 0xb2, 0x23, 0x45, 0x93, 0xef, 0xc3, 0x09, \
+				0xe0, 0x00, 0xc7, 0x46                                          \
+		}                                                                               \
 	}
-#define VHDX_GUID_LOGICAL_SECTOR                                                                   \
-	{                                                                                          \
-		{ 0x1d, 0xbf, 0x41, 0x81, 0x6f, 0xa9, 0x09, 0x47, 0xba, 0x47, 0xf2, 0x33, 0xa8,    \
-		  0xfa, 0xab, 0x5f }                                                               \
+#define VHDX_GUID_LOGICAL_SECTOR                                                                \
+	{                                                                                       \
+		{                                                                               \
+			0x1d, 0xbf, 0x41, 0x81, 0x6f, 0xa9, 0x09, 0x47, 0xba, 0x47, 0xf2, 0x33, \
+				0xa8, 0xfa, 0xab, 0x5f                                          \
+		}                                                                               \
 	}
-#define VHDX_GUID_PHYSICAL_SECTOR                                                                  \
-	{                                                                                          \
-		{ 0xc7, 0x48, 0xa3, 0xcd, 0x5d, 0x44, 0x71, 0x44, 0x9c, 0xc9, 0xe9, 0x88, 0x52,    \
-		  0x51, 0xc5, 0x56 }                                                               \
+#define VHDX_GUID_PHYSICAL_SECTOR                                                               \
+	{                                                                                       \
+		{                                                                               \
+			0xc7, 0x48, 0xa3, 0xcd, 0x5d, 0x44, 0x71, 0x44, 0x9c, 0xc9, 0xe9, 0x88, \
+				0x52, 0x51, 0xc5, 0x56                                          \
+		}                                                                               \
 	}
-#define VHDX_GUID_PARENT_LOCATOR                                                                   \
-	{                                                                                          \
-		{ 0x2d, 0x5f, 0xd3, 0xa8, 0x0b, 0xb3, 0x4d, 0x45, 0xab, 0xf7, 0xd3, 0xd8, 0x48,    \
-		  0x34, 0xab, 0x0c }                                                               \
+#define VHDX_GUID_PARENT_LOCATOR                                                                \
+	{                                                                                       \
+		{                                                                               \
+			0x2d, 0x5f, 0xd3, 0xa8, 0x0b, 0xb3, 0x4d, 0x45, 0xab, 0xf7, 0xd3, 0xd8, \
+				0x48, 0x34, 0xab, 0x0c                                          \
+		}                                                                               \
 	}
-#define VHDX_GUID_PARENT_TYPE_VHDX                                                                 \
-	{                                                                                          \
-		{ 0xb7, 0xef, 0x4a, 0xb0, 0x9e, 0xd1, 0x81, 0x4a, 0xb7, 0x89, 0x25, 0xb8, 0xe9,    \
-		  0x44, 0x59, 0x13 }                                                               \
+#define VHDX_GUID_PARENT_TYPE_VHDX                                                              \
+	{                                                                                       \
+		{                                                                               \
+			0xb7, 0xef, 0x4a, 0xb0, 0x9e, 0xd1, 0x81, 0x4a, 0xb7, 0x89, 0x25, 0xb8, \
+				0xe9, 0x44, 0x59, 0x13                                          \
+		}                                                                               \
 	}
 
 #endif
