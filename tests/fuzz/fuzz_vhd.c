@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * VHD parser fuzzer: the input becomes an image file in a private temp dir,
+ * which is opened read-only, read at a few places, mapped, and checked
+ * without repair.
+ */
+#include "disk/disk.h"
+#include "disk/vhd.h"
+#include "lib/log.h"
+
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static char img[96];
+
+static void fuzz_vhd_touch(struct blockdev *bd)
+{
+	static uint8_t buf[8192];
+	uint64_t offs[4] = {0, bd->size / 2, bd->size > sizeof(buf) ? bd->size - sizeof(buf) : 0,
+			    bd->size / 3};
+
+	for (int i = 0; i < 4; i++) {
+		uint64_t off = offs[i] & ~511ull;
+		uint64_t len = bd->size - off < sizeof(buf) ? bd->size - off : sizeof(buf);
+		struct blockdev_extent ext;
+		uint64_t run;
+		int st;
+
+		if (!len)
+			continue;
+		blockdev_read(bd, buf, len, off);
+		if (bd->ops->map)
+			bd->ops->map(bd, off, len, i & 1, &ext);
+		if (bd->ops->block_status)
+			bd->ops->block_status(bd, off, len, &st, &run);
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct disk_check_result res;
+	struct disk_info info;
+	struct blockdev *bd;
+	int fd;
+
+	if (!img[0]) {
+		char dir[] = "/tmp/fuzz_vhd.XXXXXX";
+
+		if (!mkdtemp(dir))
+			abort();
+		snprintf(img, sizeof(img), "%s/img.vhd", dir);
+		log_set_level(LOG_ERROR);
+	}
+	fd = open(img, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		abort();
+	if (size && write(fd, data, size) != (ssize_t)size)
+		abort();
+	close(fd);
+
+	if (disk_open(img, DISK_FORMAT_VHD, DISK_OPEN_RDONLY, &bd) == 0) {
+		fuzz_vhd_touch(bd);
+		disk_info_get(bd, &info);
+		blockdev_close(bd);
+	}
+	vhd_driver.check(img, false, &res, NULL);
+	return 0;
+}
