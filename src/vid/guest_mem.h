@@ -31,7 +31,7 @@ struct guest_mem_region {
 struct guest_mem {
 	int memfd;
 	uint64_t ram_size; /* bytes of RAM the guest has, all regions together */
-	uint8_t *base;     /* the one host mapping of the memfd */
+	uint8_t *base; /* the one host mapping of the memfd */
 	uint64_t map_size;
 	unsigned nregions;
 	struct guest_mem_region regions[GUEST_MEM_MAX_REGIONS];

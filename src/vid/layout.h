@@ -14,17 +14,17 @@
 #define LAYOUT_HIGH_RAM_START 0x100000000ull
 
 /* Low memory the loaders use (all inside the first MiB, reserved in e820 where noted). */
-#define LAYOUT_GDT_GPA 0x500ull          /* boot GDT */
+#define LAYOUT_GDT_GPA 0x500ull /* boot GDT */
 #define LAYOUT_PVH_START_INFO_GPA 0x6000ull /* hvm_start_info + memmap + modlist */
 #define LAYOUT_BOOT_PARAMS_GPA 0x7000ull /* Linux zero page */
 #define LAYOUT_PAGE_TABLES_GPA 0x9000ull /* PML4, PDPT, 4 PDs: identity map of 4 GiB */
 #define LAYOUT_BOOT_STACK_TOP 0x8ff0ull
 #define LAYOUT_CMDLINE_GPA 0x20000ull
 #define LAYOUT_CMDLINE_MAX 0x10000ull
-#define LAYOUT_EBDA_START 0x9fc00ull     /* reserved from here to 1 MiB */
-#define LAYOUT_ACPI_GPA 0xe0000ull       /* ACPI tables, inside the reserved BIOS area */
+#define LAYOUT_EBDA_START 0x9fc00ull /* reserved from here to 1 MiB */
+#define LAYOUT_ACPI_GPA 0xe0000ull /* ACPI tables, inside the reserved BIOS area */
 #define LAYOUT_ACPI_MAX 0x20000ull
-#define LAYOUT_KERNEL_GPA 0x1000000ull   /* 16 MiB: 64-bit bzImage load address */
+#define LAYOUT_KERNEL_GPA 0x1000000ull /* 16 MiB: 64-bit bzImage load address */
 
 /* Port I/O. */
 #define LAYOUT_COM1_PORT 0x3f8

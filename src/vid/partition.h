@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * A partition: one KVM VM with its guest memory slots, in-kernel irqchip (LAPIC, IOAPIC,
+ * PIC) and PIT, 1..N virtual processors each on its own thread, and the exit dispatcher that
+ * hands port I/O and MMIO to the buses devices registered on. Stopping (power-off, reset,
+ * Ctrl-C, fatal exit) is a one-way transition: the first reason wins, every vCPU is kicked
+ * out of KVM_RUN (signal + immediate_exit), and the owner joins the threads.
+ */
+#ifndef VIRIDIAN_VID_PARTITION_H
+#define VIRIDIAN_VID_PARTITION_H
+
+#include "boot/boot.h"
+#include "vid/cpu.h"
+#include "vid/guest_mem.h"
+#include "vid/iobus.h"
+#include "vid/kvm.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+enum vid_stop_reason {
+	VID_RUNNING = 0,
+	VID_STOP_POWEROFF, /* ACPI S5, KVM system event shutdown */
+	VID_STOP_RESET, /* 0xCF9, i8042, triple fault */
+	VID_STOP_SIGNAL, /* SIGINT / SIGTERM */
+	VID_STOP_EMULATION, /* KVM_EXIT_INTERNAL_ERROR, entry failure: the guest cannot go on */
+	VID_STOP_ERROR, /* a host-side failure (ioctl error, ...) */
+};
+
+/* Signal used to kick vCPU threads out of KVM_RUN. */
+#define VID_KICK_SIGNAL SIGUSR1
+
+struct vid_partition;
+
+struct vid_vcpu {
+	struct vid_partition *p;
+	unsigned index;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool thread_started;
+};
+
+struct vid_partition {
+	struct vid_kvm *kvm;
+	struct guest_mem *mem;
+	int vm_fd;
+	unsigned ncpus;
+	struct vid_vcpu *vcpus;
+	struct iobus pio, mmio;
+	vid_cpuid_hook_fn *cpuid_hook;
+	void *cpuid_hook_opaque;
+	pthread_mutex_t stop_lock;
+	_Atomic int stop_reason;
+	char stop_detail[512];
+	int stop_efd; /* becomes readable when a stop is requested */
+};
+
+/*
+ * Creates the VM, maps every guest_mem region as a memory slot, creates the irqchip, the PIT
+ * and ncpus vCPUs (APIC ID i for vCPU i, CPUID fixed up, APs waiting for INIT-SIPI).
+ * The hook (may be NULL) sees each vCPU's CPUID before KVM does. 0 or -errno + err_set().
+ */
+int vid_partition_create(struct vid_partition *p, struct vid_kvm *kvm, struct guest_mem *mem,
+			 unsigned ncpus, vid_cpuid_hook_fn *cpuid_hook, void *hook_opaque);
+/* Loads the boot CPU's registers (vCPU 0) from the loader's description. */
+int vid_partition_set_boot_cpu(struct vid_partition *p, const struct boot_cpu_state *cpu);
+/* Starts one thread per vCPU. */
+int vid_partition_start(struct vid_partition *p);
+/* First caller wins; later calls are ignored. Safe from any thread, including vCPUs. */
+void vid_partition_request_stop(struct vid_partition *p, enum vid_stop_reason reason,
+				const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Joins the vCPU threads (after a stop was requested) and returns the reason. */
+enum vid_stop_reason vid_partition_wait(struct vid_partition *p);
+void vid_partition_destroy(struct vid_partition *p);
+
+/* dev_irq callback: drives ISA IRQ line `irq` of the in-kernel PIC and IOAPIC. */
+void vid_partition_irq_set(void *opaque, unsigned irq, int level);
+/* dev_event callbacks for devices: request a reset / power-off of this partition. */
+void vid_partition_reset_event(void *opaque, const char *why);
+void vid_partition_poweroff_event(void *opaque, const char *why);
+
+#endif
