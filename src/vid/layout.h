@@ -41,6 +41,8 @@
 #define LAYOUT_ACPI_PM1A_CNT (LAYOUT_ACPI_PM_BASE + 0x4)
 #define LAYOUT_ACPI_PM_TMR (LAYOUT_ACPI_PM_BASE + 0x8)
 #define LAYOUT_ACPI_SCI_IRQ 9
+/* The FADT sets TMR_VAL_EXT: the PM timer is a 32-bit counter (devices: timer_32bit). */
+#define LAYOUT_ACPI_PM_TMR_32BIT 1
 /* SLP_TYP value the DSDT's \_S5 package advertises (PM1a_CNT bits 10..12). */
 #define LAYOUT_ACPI_S5_SLP_TYP 5
 /* Port the Hyper-V hypercall page stub leaves through (hv layer, later). */
