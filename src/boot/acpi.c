@@ -182,7 +182,7 @@ static size_t acpi_alloc(struct acpi_builder *a, size_t len, size_t align)
 static uint32_t acpi_pick_ioapic_id(const struct acpi_config *cfg)
 {
 	/* ID = ncpus unless a vCPU already uses it; IOAPIC IDs are 8-bit. */
-	for (uint32_t id = cfg->ncpus;; id++) {
+	for (uint32_t id = cfg->ncpus; id < cfg->ncpus + 256; id++) {
 		bool used = false;
 
 		for (unsigned i = 0; i < cfg->ncpus; i++)
@@ -190,6 +190,8 @@ static uint32_t acpi_pick_ioapic_id(const struct acpi_config *cfg)
 		if (!used)
 			return id & 0xff;
 	}
+	/* Every 8-bit value is a CPU's: the IOAPIC and LAPIC ID spaces are separate anyway. */
+	return cfg->ncpus & 0xff;
 }
 
 static size_t acpi_build_madt(struct acpi_builder *a, const struct acpi_config *cfg)
@@ -304,7 +306,9 @@ static void acpi_build_fadt(struct acpi_fadt *f, uint64_t facs, uint64_t dsdt)
 	f->century = 0x32;
 	f->iapc_boot_arch = ACPI_IAPC_LEGACY_DEVICES | ACPI_IAPC_8042 | ACPI_IAPC_VGA_NOT_PRESENT;
 	f->flags = ACPI_FADT_WBINVD | ACPI_FADT_PROC_C1 | ACPI_FADT_SLP_BUTTON | ACPI_FADT_FIX_RTC |
-		   ACPI_FADT_TMR_VAL_EXT | ACPI_FADT_RESET_REG_SUP;
+		   ACPI_FADT_RESET_REG_SUP;
+	if (LAYOUT_ACPI_PM_TMR_32BIT)
+		f->flags |= ACPI_FADT_TMR_VAL_EXT;
 	f->reset_reg = gas_io(LAYOUT_RESET_PORT, 8, 1);
 	f->reset_value = ACPI_RESET_VALUE;
 	f->x_pm1a_evt_blk = gas_io(LAYOUT_ACPI_PM1A_EVT, ACPI_PM1_EVT_LEN * 8, 0);

@@ -132,10 +132,15 @@ int boot_load_initrd(struct guest_mem *gm, const struct boot_config *cfg, uint64
 	ret = boot_read_file(cfg->initrd_path, "initrd", gm->ram_size, &data, &len);
 	if (ret)
 		return ret;
+	if (len == 0) {
+		err_set("initrd '%s' is empty", cfg->initrd_path);
+		free(data);
+		return -EINVAL;
+	}
 	if (max_end < top)
 		top = max_end;
 	top &= ~0xfffull;
-	if (len == 0 || len > top || (start = (top - len) & ~0xfffull) < min_start) {
+	if (len > top || (start = (top - len) & ~0xfffull) < min_start) {
 		err_set("initrd does not fit: %zu bytes between the kernel end 0x%llx and 0x%llx; "
 			"give the VM more memory",
 			len, (unsigned long long)min_start, (unsigned long long)top);

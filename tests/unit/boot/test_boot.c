@@ -385,6 +385,7 @@ static void test_acpi_fadt(void **state)
 	assert_true(f->flags & ACPI_FADT_WBINVD);
 	assert_true(f->flags & ACPI_FADT_RESET_REG_SUP);
 	assert_false(f->flags & ACPI_FADT_HW_REDUCED);
+	assert_int_equal(!!(f->flags & ACPI_FADT_TMR_VAL_EXT), LAYOUT_ACPI_PM_TMR_32BIT);
 	assert_int_equal(f->reset_reg.space_id, 1);
 	assert_int_equal(f->reset_reg.address, 0xcf9);
 	assert_int_equal(f->reset_reg.bit_width, 8);
@@ -954,6 +955,10 @@ static void test_bzimage_initrd_no_fit(void **state)
 	write_file(ipath, initrd, sizeof(initrd));
 	assert_int_equal(boot_load(&e->gm, &cfg, &r), -ENOSPC);
 	assert_non_null(strstr(err_msg(), "initrd does not fit"));
+
+	write_file(ipath, initrd, 0);
+	assert_int_equal(boot_load(&e->gm, &cfg, &r), -EINVAL);
+	assert_non_null(strstr(err_msg(), "is empty"));
 
 	snprintf(kpath, sizeof(kpath), "%s/missing", e->dir);
 	assert_true(boot_load(&e->gm, &cfg, &r) < 0);
