@@ -30,6 +30,7 @@
 
 #define VHD_LAYER "disk"
 #define VHD_MAX_CANDIDATES 4
+#define VHD_MERGE_CHUNK (1u << 20)
 
 struct vhd {
 	struct blockdev bd;
@@ -1821,7 +1822,8 @@ static int vhd_merge(struct blockdev *child)
 		blockdev_close(p);
 		return -EINVAL;
 	}
-	buf = malloc(v->block_size);
+	/* Bounded chunks: the block size comes from the file (up to 2 GiB). */
+	buf = malloc(VHD_MERGE_CHUNK);
 	if (!buf) {
 		blockdev_close(p);
 		return -ENOMEM;
@@ -1839,12 +1841,14 @@ static int vhd_merge(struct blockdev *child)
 			uint32_t run = vhd_bit_run(bm, s, se);
 			uint64_t len = (uint64_t)run * VHD_SECTOR;
 
-			if (vhd_bit(bm, s)) {
-				ret = vhd_pread(v->fd, buf, len,
-						vhd_block_data(v, e) + (uint64_t)s * VHD_SECTOR);
+			for (uint64_t done = 0; vhd_bit(bm, s) && !ret && done < len;) {
+				uint64_t n = MIN(len - done, (uint64_t)VHD_MERGE_CHUNK);
+				uint64_t at = (uint64_t)s * VHD_SECTOR + done;
+
+				ret = vhd_pread(v->fd, buf, n, vhd_block_data(v, e) + at);
 				if (!ret)
-					ret = blockdev_write(p, buf, len,
-							     base + (uint64_t)s * VHD_SECTOR, 0);
+					ret = blockdev_write(p, buf, n, base + at, 0);
+				done += n;
 			}
 			s += run;
 		}

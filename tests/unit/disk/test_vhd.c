@@ -13,6 +13,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -463,6 +464,92 @@ static void test_corruption(void **state)
 	(void)fsz;
 }
 
+struct thr_arg {
+	struct blockdev *bd;
+	uint8_t *model;
+	uint64_t size;
+	int t;
+};
+
+/* Thread t owns every 4 KiB chunk c with c % 4 == t; blocks are shared. */
+static void *thr_writer(void *opaque)
+{
+	struct thr_arg *a = opaque;
+	uint32_t seed = 1000u + (uint32_t)a->t;
+	uint8_t buf[4096];
+
+	for (int i = 0; i < 300; i++) {
+		uint64_t chunks = a->size / 4096;
+		uint64_t c;
+
+		seed = seed * 1103515245u + 12345u;
+		c = (seed >> 8) % chunks;
+		c = c - c % 4 + (uint64_t)a->t;
+		if (c >= chunks)
+			continue;
+		fill(buf, sizeof(buf), seed);
+		if (blockdev_write(a->bd, buf, sizeof(buf), c * 4096,
+				   i % 50 == 0 ? BLOCKDEV_WRITE_FUA : 0))
+			return (void *)1;
+		memcpy(a->model + c * 4096, buf, sizeof(buf));
+		if (i % 64 == 0 && blockdev_flush(a->bd))
+			return (void *)1;
+	}
+	return NULL;
+}
+
+static void run_threads(struct blockdev *bd, uint8_t *model, uint64_t size)
+{
+	pthread_t th[4];
+	struct thr_arg a[4];
+	void *r;
+
+	for (int t = 0; t < 4; t++) {
+		a[t] = (struct thr_arg){bd, model, size, t};
+		assert_int_equal(pthread_create(&th[t], NULL, thr_writer, &a[t]), 0);
+	}
+	for (int t = 0; t < 4; t++) {
+		assert_int_equal(pthread_join(th[t], &r), 0);
+		assert_null(r);
+	}
+}
+
+static void test_threads(void **state)
+{
+	const char *dy = tpath("th_dyn.vhd"), *ch = tpath("th_child.vhd"), *gc = tpath("th_gc.vhd");
+	uint64_t size = 64 * BS;
+	uint8_t *model = calloc(1, size);
+	struct blockdev *bd;
+	struct disk_check_result res;
+
+	mk(dy, DISK_TYPE_DYNAMIC, size, BS, NULL);
+	bd = op(dy, 0);
+	run_threads(bd, model, size);
+	verify(bd, model, size);
+	assert_int_equal(blockdev_close(bd), 0);
+	bd = op(dy, DISK_OPEN_RDONLY);
+	verify(bd, model, size);
+	assert_int_equal(blockdev_close(bd), 0);
+
+	/* Two-level chain: child and grandchild, written concurrently. */
+	mk(ch, DISK_TYPE_DIFFERENCING, 0, BS, dy);
+	bd = op(ch, 0);
+	run_threads(bd, model, size);
+	assert_int_equal(blockdev_close(bd), 0);
+	mk(gc, DISK_TYPE_DIFFERENCING, 0, 2 * BS, ch);
+	bd = op(gc, 0);
+	wr(bd, model, 7 * 512, 3 * 512, 77);
+	run_threads(bd, model, size);
+	verify(bd, model, size);
+	assert_int_equal(blockdev_close(bd), 0);
+	bd = op(gc, DISK_OPEN_RDONLY);
+	verify(bd, model, size);
+	assert_int_equal(blockdev_close(bd), 0);
+	assert_int_equal(disk_check(gc, DISK_FORMAT_VHD, false, &res, NULL), 0);
+	assert_int_equal(res.errors, 0);
+	free(model);
+}
+
 static int pid_wait(pid_t pid)
 {
 	int st;
@@ -811,6 +898,7 @@ int main(void)
 		cmocka_unit_test(test_differencing),
 		cmocka_unit_test(test_parent_mismatch),
 		cmocka_unit_test(test_corruption),
+		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_crash),
 		cmocka_unit_test(test_resize),
 		cmocka_unit_test(test_qemu_style),
