@@ -270,7 +270,7 @@ void vid_partition_request_stop(struct vid_partition *p, enum vid_stop_reason re
 		    !pthread_equal(p->vcpus[i].thread, pthread_self()))
 			pthread_kill(p->vcpus[i].thread, VID_KICK_SIGNAL);
 	pthread_mutex_unlock(&p->stop_lock);
-	if (write(p->stop_efd, &one, sizeof(one)) < 0)
+	if (p->stop_efd >= 0 && write(p->stop_efd, &one, sizeof(one)) < 0)
 		log_warn("vid", "cannot signal the stop eventfd: %s", strerror(errno));
 }
 
