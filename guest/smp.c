@@ -181,6 +181,10 @@ void smp_start_all(void)
 		smp_fail_all("MADT local APIC address is not below 4 GiB");
 		return;
 	}
+	if ((rdmsr(MSR_APIC_BASE) & 0xffffff000ull) != acpi.lapic_addr) {
+		smp_fail_all("MADT local APIC address differs from IA32_APIC_BASE");
+		return;
+	}
 	if (rdmsr(MSR_APIC_BASE) & APIC_BASE_X2APIC) {
 		smp_fail_all("x2APIC mode already enabled; only xAPIC is supported");
 		return;
