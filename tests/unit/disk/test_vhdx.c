@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -602,6 +603,61 @@ static void test_resize(void **state)
 	free(model);
 }
 
+struct thr {
+	struct blockdev *bd;
+	uint8_t *model;
+	int id;
+};
+
+static void *thr_main(void *arg)
+{
+	struct thr *t = arg;
+	/* Thread i owns every 4th 64 KiB slot: disjoint, but sharing blocks. */
+	uint8_t b[65536];
+	for (int k = 0; k < 40; k++) {
+		uint64_t off = ((uint64_t)(k * 4 + t->id) * 65536 * 3) % (16 * MIB - 65536);
+		off = off / (4 * 65536) * (4 * 65536) + (uint64_t)t->id * 65536;
+		fill(b, sizeof(b), (uint8_t)(t->id * 40 + k));
+		if (blockdev_write(t->bd, b, sizeof(b), off, k % 7 == 0 ? BLOCKDEV_WRITE_FUA : 0))
+			return (void *)1;
+		memcpy(t->model + off, b, sizeof(b));
+	}
+	return NULL;
+}
+
+static void test_threads(void **state)
+{
+	char p[256];
+	tpath(p, sizeof(p), "thr.vhdx");
+	create(p, DISK_TYPE_DYNAMIC, 16 * MIB, 1 * MIB, 512, NULL);
+	uint8_t *model = calloc(1, 16 * MIB);
+	struct blockdev *bd = open_img(p, 0);
+	pthread_t th[4];
+	struct thr t[4];
+	for (int i = 0; i < 4; i++) {
+		t[i] = (struct thr){bd, model, i};
+		assert_int_equal(pthread_create(&th[i], NULL, thr_main, &t[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		void *ret;
+		pthread_join(th[i], &ret);
+		assert_null(ret);
+	}
+	compare(bd, model, 16 * MIB);
+	/* Allocated blocks are on the fast path, for writes too. */
+	struct blockdev_extent ext;
+	assert_int_equal(bd->ops->map(bd, 0, 4096, true, &ext), 0);
+	assert_int_equal(ext.kind, BLOCKDEV_EXTENT_DATA);
+	assert_int_equal(blockdev_close(bd), 0);
+	bd = open_img(p, DISK_OPEN_RDONLY);
+	compare(bd, model, 16 * MIB);
+	assert_int_equal(blockdev_close(bd), 0);
+	if (have_qemu())
+		assert_int_equal(qemu_check(p), 0);
+	unlink(p);
+	free(model);
+}
+
 static int setup(void **state)
 {
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/vhdxtest.XXXXXX");
@@ -619,6 +675,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip),   cmocka_unit_test(test_chain),
 		cmocka_unit_test(test_qemu_images), cmocka_unit_test(test_log_replay),
 		cmocka_unit_test(test_corruption),  cmocka_unit_test(test_resize),
+		cmocka_unit_test(test_threads),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
