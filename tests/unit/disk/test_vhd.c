@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MIB (1024ull * 1024)
 #define BS (64u * 1024) /* small blocks: many block boundaries in a small disk */
 
@@ -550,6 +551,111 @@ static void test_threads(void **state)
 	free(model);
 }
 
+struct q_done {
+	int n;
+	int err;
+};
+
+static void q_complete(struct blockdev_req *req, int result)
+{
+	struct q_done *d = req->opaque;
+
+	d->n++;
+	if (result)
+		d->err = result;
+}
+
+/* Through the async queue (map() fast path, io_uring when available). */
+static void queue_rw(struct blockdev *bd, uint8_t *model, uint64_t size, uint32_t seed)
+{
+	struct blockdev_queue *q = blockdev_queue_create(bd, 16, BLOCKDEV_ENGINE_AUTO);
+	enum { N = 32 };
+	struct blockdev_req req[N];
+	struct iovec iov[N];
+	uint8_t *bufs;
+	struct q_done d = {0, 0};
+
+	assert_non_null(q);
+	assert_int_equal(posix_memalign((void **)&bufs, 4096, N * 8192), 0);
+	for (int i = 0; i < N; i++) {
+		uint64_t off;
+
+		seed = seed * 1103515245u + 12345u;
+		/* Distinct slots so the order of completion does not matter. */
+		off = (uint64_t)i * (size / N) + ((seed >> 8) % 4) * 4096;
+		fill(bufs + i * 8192, 8192, seed);
+		memcpy(model + off, bufs + i * 8192, 8192);
+		iov[i] = (struct iovec){bufs + i * 8192, 8192};
+		req[i] = (struct blockdev_req){.op = BLOCKDEV_OP_WRITE,
+					       .offset = off,
+					       .iov = &iov[i],
+					       .iovcnt = 1,
+					       .complete = q_complete,
+					       .opaque = &d};
+		while (blockdev_queue_submit(q, &req[i]) == -EAGAIN)
+			blockdev_queue_wait(q);
+	}
+	while (blockdev_queue_inflight(q))
+		blockdev_queue_wait(q);
+	assert_int_equal(d.err, 0);
+	assert_int_equal(d.n, N);
+	/* Read everything back through the queue in 64 KiB pieces. */
+	{
+		uint8_t *rb;
+		struct blockdev_req rr;
+		struct iovec riov;
+
+		assert_int_equal(posix_memalign((void **)&rb, 4096, 65536), 0);
+		for (uint64_t off = 0; off < size; off += 65536) {
+			uint64_t len = MIN(65536, size - off);
+
+			riov = (struct iovec){rb, len};
+			rr = (struct blockdev_req){.op = BLOCKDEV_OP_READ,
+						   .offset = off,
+						   .iov = &riov,
+						   .iovcnt = 1,
+						   .complete = q_complete,
+						   .opaque = &d};
+			assert_int_equal(blockdev_queue_submit(q, &rr), 0);
+			while (blockdev_queue_inflight(q))
+				blockdev_queue_wait(q);
+			assert_int_equal(d.err, 0);
+			assert_memory_equal(rb, model + off, len);
+		}
+		free(rb);
+	}
+	blockdev_queue_destroy(q);
+	free(bufs);
+}
+
+static void test_queue(void **state)
+{
+	const char *dy = tpath("q_dyn.vhd"), *ch = tpath("q_child.vhd");
+	uint64_t size = 32 * BS;
+	uint8_t *model = calloc(1, size);
+	struct blockdev *bd;
+	int ret;
+
+	mk(dy, DISK_TYPE_DYNAMIC, size, BS, NULL);
+	bd = op(dy, 0);
+	queue_rw(bd, model, size, 5);
+	assert_int_equal(blockdev_flush(bd), 0);
+	queue_rw(bd, model, size, 6); /* now into durable blocks: DATA fast path */
+	assert_int_equal(blockdev_close(bd), 0);
+	mk(ch, DISK_TYPE_DIFFERENCING, 0, BS, dy);
+	ret = disk_open(ch, DISK_FORMAT_AUTO, DISK_OPEN_DIRECT, &bd);
+	if (ret == -EINVAL) /* no O_DIRECT on this file system */
+		bd = op(ch, 0);
+	else
+		assert_int_equal(ret, 0);
+	queue_rw(bd, model, size, 7);
+	assert_int_equal(blockdev_flush(bd), 0);
+	queue_rw(bd, model, size, 8);
+	verify(bd, model, size);
+	assert_int_equal(blockdev_close(bd), 0);
+	free(model);
+}
+
 static int pid_wait(pid_t pid)
 {
 	int st;
@@ -899,6 +1005,7 @@ int main(void)
 		cmocka_unit_test(test_parent_mismatch),
 		cmocka_unit_test(test_corruption),
 		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_queue),
 		cmocka_unit_test(test_crash),
 		cmocka_unit_test(test_resize),
 		cmocka_unit_test(test_qemu_style),
