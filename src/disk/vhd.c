@@ -1242,7 +1242,11 @@ static int vhd_map(struct blockdev *bd, uint64_t offset, uint64_t len, bool for_
 	blk = offset >> v->block_shift;
 	in = offset & (v->block_size - 1);
 	within = MIN(len, v->block_size - in);
-	pthread_mutex_lock(&v->lock);
+	/* Never wait behind an allocation in progress: the slow path will. */
+	if (pthread_mutex_trylock(&v->lock)) {
+		*ext = (struct blockdev_extent){BLOCKDEV_EXTENT_SLOW, 0, within};
+		return 0;
+	}
 	e = v->bat[blk];
 	if (e == VHD_BAT_UNUSED) {
 		if (!for_write && v->type == VHD_TYPE_DYNAMIC) {
