@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <linux/falloc.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1417,6 +1418,54 @@ static int vhdx_flush(struct blockdev *bd)
 	return data_sync(v);
 }
 
+/*
+ * Whole blocks of dynamic/differencing images become ZERO (through the log)
+ * and their space is punched out; partial blocks and fixed images: no-op.
+ */
+static int vhdx_discard(struct blockdev *bd, uint64_t offset, uint64_t len)
+{
+	struct vhdx *v = to_vhdx(bd);
+	uint64_t bs = v->block_size;
+	uint64_t first = DIV_ROUND_UP(offset, bs), end = (offset + len) / bs;
+	int r = 0;
+
+	if (bd->read_only)
+		return -EROFS;
+	if (offset + len == bd->size)
+		end = v->nblocks; /* the last block may be short */
+	if ((v->fp_flags & VHDX_PARAM_LEAVE_BLOCKS_ALLOCATED) &&
+	    !(v->fp_flags & VHDX_PARAM_HAS_PARENT))
+		return 0;
+	pthread_mutex_lock(&v->lock);
+	for (uint64_t b = first; b < end && !r;) {
+		struct page_set ps = {.n = 0};
+		struct bat_update u[VHDX_LOG_MAX_PAGES];
+		uint64_t old[VHDX_LOG_MAX_PAGES];
+		unsigned nu = 0;
+		for (; b < end && nu < ARRAY_SIZE(u) && ps.n < VHDX_LOG_MAX_PAGES - 1 && !r; b++) {
+			uint64_t idx = bat_index(v, b), e = bat_get(v, idx);
+			if ((e & VHDX_BAT_STATE_MASK) == VHDX_PAYLOAD_ZERO)
+				continue;
+			old[nu] = e;
+			u[nu] = (struct bat_update){idx, VHDX_PAYLOAD_ZERO};
+			r = bat_pages_add(v, &ps, &u[nu], 1);
+			nu++;
+		}
+		if (!r && nu)
+			r = commit(v, &ps, u, nu);
+		page_set_free(&ps);
+		for (unsigned i = 0; !r && i < nu; i++) {
+			unsigned st = old[i] & VHDX_BAT_STATE_MASK;
+			if (st == VHDX_PAYLOAD_FULLY_PRESENT ||
+			    st == VHDX_PAYLOAD_PARTIALLY_PRESENT)
+				(void)fallocate(v->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+						(off_t)(old[i] & VHDX_BAT_OFFSET_MASK), (off_t)bs);
+		}
+	}
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
 static int vhdx_map(struct blockdev *bd, uint64_t offset, uint64_t len, bool for_write,
 		    struct blockdev_extent *ext)
 {
@@ -1506,6 +1555,7 @@ static const struct blockdev_ops vhdx_ops = {
 	.readv = vhdx_readv,
 	.writev = vhdx_writev,
 	.flush = vhdx_flush,
+	.discard = vhdx_discard,
 	.map = vhdx_map,
 	.block_status = vhdx_block_status,
 	.close = vhdx_close,

@@ -658,6 +658,37 @@ static void test_threads(void **state)
 	free(model);
 }
 
+static void test_discard(void **state)
+{
+	char p[256];
+	uint64_t size = 6 * MIB;
+	tpath(p, sizeof(p), "disc.vhdx");
+	create(p, DISK_TYPE_DYNAMIC, size, 1 * MIB, 512, NULL);
+	uint8_t *model = calloc(1, size);
+	struct blockdev *bd = open_img(p, 0);
+	wr(bd, model, 0, 4 * MIB, 0x61);
+	/* Block 1 whole, block 2 only partly: only block 1 goes. */
+	assert_int_equal(blockdev_discard(bd, 1 * MIB, MIB + 4096), 0);
+	memset(model + 1 * MIB, 0, MIB);
+	compare(bd, model, size);
+	int st;
+	uint64_t run;
+	assert_int_equal(bd->ops->block_status(bd, MIB, MIB, &st, &run), 0);
+	assert_int_equal(st, BLOCKDEV_STATUS_ZERO);
+	wr(bd, model, MIB + 512, 512, 0x62); /* reallocates, rest reads zero */
+	compare(bd, model, size);
+	assert_int_equal(blockdev_close(bd), 0);
+	bd = open_img(p, DISK_OPEN_RDONLY);
+	compare(bd, model, size);
+	assert_int_equal(blockdev_close(bd), 0);
+	if (have_qemu()) {
+		assert_int_equal(qemu_check(p), 0);
+		qemu_compare(p, model, size);
+	}
+	unlink(p);
+	free(model);
+}
+
 static int setup(void **state)
 {
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/vhdxtest.XXXXXX");
@@ -675,7 +706,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip),   cmocka_unit_test(test_chain),
 		cmocka_unit_test(test_qemu_images), cmocka_unit_test(test_log_replay),
 		cmocka_unit_test(test_corruption),  cmocka_unit_test(test_resize),
-		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_threads),	    cmocka_unit_test(test_discard),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
