@@ -34,6 +34,8 @@
 /* Without KVM to ask, --cpus is checked against this; KVM_CAP_MAX_VCPUS is checked later. */
 #define RUN_MAX_CPUS_BUILTIN 1024
 #define RUN_MIN_MEMORY (4ull << 20)
+/* xAPIC IDs are 8 bits and 0xff is the broadcast ID; the ACPI tables hold ACPI_MAX_CPUS. */
+#define RUN_MAX_CPUS_XAPIC MIN(255, ACPI_MAX_CPUS)
 
 struct run_opts {
 	const char *kernel, *initrd, *cmdline, *serial, *name;
@@ -220,10 +222,10 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 	if (n > RUN_MAX_CPUS_BUILTIN)
 		return run_fail(VIRIDIAN_EXIT_USAGE, "--cpus %s: at most %d vCPUs are supported",
 				cpus, RUN_MAX_CPUS_BUILTIN);
-	if (n > ACPI_MAX_CPUS)
+	if (n > RUN_MAX_CPUS_XAPIC)
 		return run_fail(VIRIDIAN_EXIT_USAGE,
-				"--cpus %s: the ACPI tables describe at most %d vCPUs", cpus,
-				ACPI_MAX_CPUS);
+				"--cpus %s: at most %d vCPUs while the MADT uses 8-bit APIC IDs",
+				cpus, RUN_MAX_CPUS_XAPIC);
 	o->cpus = (unsigned)n;
 	if (serial_backend_parse(o->serial, &kind, &spath) < 0)
 		return run_fail(VIRIDIAN_EXIT_USAGE, "%s", err_msg());

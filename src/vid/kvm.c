@@ -32,15 +32,8 @@ struct vid_kvm_cap {
 
 /* What the partition layer relies on; all present since Linux 4.11. */
 static const struct vid_kvm_cap vid_kvm_required[] = {
-	VID_CAP(USER_MEMORY),
-	VID_CAP(IRQCHIP),
-	VID_CAP(PIT2),
-	VID_CAP(SET_TSS_ADDR),
-	VID_CAP(SET_IDENTITY_MAP_ADDR),
-	VID_CAP(EXT_CPUID),
-	VID_CAP(MP_STATE),
-	VID_CAP(IMMEDIATE_EXIT),
-	VID_CAP(ADJUST_CLOCK),
+	VID_CAP(USER_MEMORY), VID_CAP(IRQCHIP),	 VID_CAP(PIT2),
+	VID_CAP(EXT_CPUID),   VID_CAP(MP_STATE), VID_CAP(IMMEDIATE_EXIT),
 };
 
 static int vid_kvm_get_supported_cpuid(struct vid_kvm *kvm)

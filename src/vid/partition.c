@@ -199,10 +199,14 @@ int vid_partition_create(struct vid_partition *p, struct vid_kvm *kvm, struct gu
 	p->vm_fd = ioctl(kvm->fd, KVM_CREATE_VM, 0);
 	if (p->vm_fd < 0)
 		return vid_ioctl_fail("KVM_CREATE_VM");
+	/*
+	 * Only Intel hosts without unrestricted guest need these (to run real mode); other
+	 * KVM back ends may refuse them, which costs nothing for long-mode and PVH entry.
+	 */
 	if (ioctl(p->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &(uint64_t){VID_IDENTITY_MAP_GPA}) < 0)
-		return vid_ioctl_fail("KVM_SET_IDENTITY_MAP_ADDR");
+		log_debug("vid", "KVM_SET_IDENTITY_MAP_ADDR: %s (ignored)", strerror(errno));
 	if (ioctl(p->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)VID_TSS_GPA) < 0)
-		return vid_ioctl_fail("KVM_SET_TSS_ADDR");
+		log_debug("vid", "KVM_SET_TSS_ADDR: %s (ignored)", strerror(errno));
 	if (ioctl(p->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
 		return vid_ioctl_fail("KVM_CREATE_IRQCHIP");
 	if (ioctl(p->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
@@ -323,7 +327,7 @@ static void vid_vcpu_read_insn(struct vid_vcpu *v, uint64_t rip, char *out, size
 	size_t pos = 0;
 
 	if (run->exit_reason == KVM_EXIT_INTERNAL_ERROR &&
-	    run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
+	    run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION && run->internal.ndata >= 1 &&
 	    (run->emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES)) {
 		n = MIN(run->emulation_failure.insn_size, (uint8_t)sizeof(bytes));
 		memcpy(bytes, run->emulation_failure.insn_bytes, n);
