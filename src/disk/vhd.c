@@ -47,6 +47,7 @@ struct vhd {
 	bool tail_bad; /* tail footer unusable, head copy in use */
 	bool head_bad; /* dynamic: head copy unusable */
 	bool head_differs; /* dynamic: head copy valid but not equal to the tail */
+	bool head_stale; /* ... and only its time stamp differs */
 	bool old_footer; /* 511-byte footer of very old files */
 	uint64_t meta_end; /* end of head footer, header, BAT, locators */
 	uint64_t used_end; /* max(meta_end, end of every allocated block) */
@@ -369,6 +370,12 @@ static int vhd_read_footers(struct vhd *v, struct vhd_chk *c)
 		if (be32toh(tail.disk_type) != VHD_TYPE_FIXED) {
 			v->head_bad = !head_ok;
 			v->head_differs = head_ok && memcmp(&head, &tail, sizeof(head)) != 0;
+			if (v->head_differs) {
+				/* Only the time stamp (and so the checksum) differing is benign. */
+				head.timestamp = tail.timestamp;
+				head.checksum = tail.checksum;
+				v->head_stale = !memcmp(&head, &tail, sizeof(head));
+			}
 		}
 		return 0;
 	}
@@ -1798,6 +1805,10 @@ static int vhd_check(const char *path, bool repair, struct disk_check_result *re
 					goto io_fail;
 				vhd_note(&c, "repaired: footer copy at offset 0 (was %s)", what);
 				res->repaired++;
+			} else if (v->head_stale) {
+				vhd_note(
+					&c,
+					"warning: footer copy at offset 0 has an older time stamp");
 			} else {
 				vhd_bad(&c, v, "footer copy at offset 0 is %s", what);
 			}
@@ -2022,7 +2033,7 @@ static int vhd_resize(const char *path, uint64_t new_size)
 		err_set("'%s': shrinking a VHD (%llu to %llu bytes) is not supported", path,
 			(unsigned long long)v->bd.size, (unsigned long long)new_size);
 		ret = -EINVAL;
-	} else if (v->tail_bad || v->head_bad || v->head_differs) {
+	} else if (v->tail_bad || v->head_bad || (v->head_differs && !v->head_stale)) {
 		err_set("'%s': footer copies disagree; run check with repair first", path);
 		ret = -EINVAL;
 	} else if (new_size == v->bd.size) {

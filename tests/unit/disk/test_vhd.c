@@ -656,6 +656,43 @@ static void test_queue(void **state)
 	free(model);
 }
 
+static void test_head_footer(void **state)
+{
+	const char *p = tpath("hf.vhd");
+	struct blockdev *bd;
+	struct disk_check_result res;
+	struct vhd_footer f;
+	uint8_t x = 0x42;
+
+	mk(p, DISK_TYPE_DYNAMIC, 4 * BS, BS, NULL);
+	poke(p, 100, &x, 1); /* head copy checksum now wrong */
+	bd = op(p, 0); /* the tail footer is what counts */
+	assert_int_equal(blockdev_close(bd), 0);
+	assert_int_equal(disk_check(p, DISK_FORMAT_VHD, false, &res, NULL), 0);
+	assert_int_equal(res.errors, 1);
+	assert_non_null(strstr(res.first_error, "offset 0"));
+	assert_int_equal(disk_check(p, DISK_FORMAT_VHD, true, &res, NULL), 0);
+	assert_int_equal(res.repaired, 1);
+	assert_int_equal(disk_check(p, DISK_FORMAT_VHD, false, &res, NULL), 0);
+	assert_int_equal(res.errors, 0);
+
+	/* A valid head copy with another identity is a mismatch, not a stale copy. */
+	footer_read(p, 0, &f);
+	f.unique_id[0] ^= 1;
+	f.checksum = htobe32(vhd_checksum(&f, 512, 64));
+	poke(p, 0, &f, 512);
+	assert_int_equal(disk_check(p, DISK_FORMAT_VHD, false, &res, NULL), 0);
+	assert_int_equal(res.errors, 1);
+	assert_non_null(strstr(res.first_error, "different"));
+	/* Only the time stamp differs: a warning. */
+	f.unique_id[0] ^= 1;
+	f.timestamp = htobe32(be32toh(f.timestamp) - 10);
+	f.checksum = htobe32(vhd_checksum(&f, 512, 64));
+	poke(p, 0, &f, 512);
+	assert_int_equal(disk_check(p, DISK_FORMAT_VHD, false, &res, NULL), 0);
+	assert_int_equal(res.errors, 0);
+}
+
 static int pid_wait(pid_t pid)
 {
 	int st;
@@ -1006,6 +1043,7 @@ int main(void)
 		cmocka_unit_test(test_corruption),
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_queue),
+		cmocka_unit_test(test_head_footer),
 		cmocka_unit_test(test_crash),
 		cmocka_unit_test(test_resize),
 		cmocka_unit_test(test_qemu_style),
