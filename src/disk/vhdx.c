@@ -817,11 +817,12 @@ static int open_bat(struct vhdx *v, struct range *fixed, size_t nfixed)
 		err_set("%s: cannot read the VHDX BAT: %s", v->path, strerror(-r));
 		return r;
 	}
-	struct range *rg = malloc((v->nbat + nfixed) * sizeof(*rg));
+	/* Grown on demand: sized by what is allocated, not by what the file claims. */
+	size_t cap = nfixed + 64, n = nfixed;
+	struct range *rg = malloc(cap * sizeof(*rg));
 	if (!rg)
 		return -ENOMEM;
 	memcpy(rg, fixed, nfixed * sizeof(*rg));
-	size_t n = nfixed;
 	r = -EINVAL;
 	for (uint64_t i = 0; i < v->nbat; i++) {
 		uint64_t e = bat_get(v, i);
@@ -854,6 +855,15 @@ static int open_bat(struct vhdx *v, struct range *fixed, size_t nfixed)
 				"(offset %" PRIu64 "); the image is truncated or corrupt",
 				v->path, i, off);
 			goto out;
+		}
+		if (n == cap) {
+			struct range *g = realloc(rg, 2 * cap * sizeof(*rg));
+			if (!g) {
+				r = -ENOMEM;
+				goto out;
+			}
+			rg = g;
+			cap *= 2;
 		}
 		rg[n++] = (struct range){off, len, is_sb ? "sector bitmap" : "payload block"};
 	}
