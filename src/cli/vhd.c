@@ -263,8 +263,10 @@ static int vhd_create(int argc, char **argv)
 	r = disk_create(argv[optind], &o);
 	if (r < 0)
 		return vhd_error(argv[optind]);
-	printf("Formatting '%s', fmt=%s type=%s size=%" PRIu64, argv[optind],
-	       disk_format_name(o.format), disk_type_name(o.type), o.size);
+	printf("Formatting '%s', fmt=%s type=%s", argv[optind], disk_format_name(o.format),
+	       disk_type_name(o.type));
+	if (o.size)
+		printf(" size=%" PRIu64, o.size);
 	if (o.block_size)
 		printf(" block_size=%u", o.block_size);
 	if (o.logical_sector_size)
