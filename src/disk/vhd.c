@@ -1046,10 +1046,12 @@ static void vhd_bits_set(uint8_t *bm, uint32_t s, uint32_t n)
 static int vhd_alloc_write(struct vhd *v, uint64_t blk, uint64_t in, struct iovec *sub, int n,
 			   uint64_t len)
 {
-	uint64_t data_off = ALIGN_UP(v->footer_off + v->bitmap_bytes, (uint64_t)4096);
+	uint64_t old_off = v->footer_off;
+	uint64_t data_off = ALIGN_UP(old_off + v->bitmap_bytes, (uint64_t)4096);
 	uint64_t bm_off = data_off - v->bitmap_bytes;
 	uint64_t new_footer = data_off + v->block_size;
-	uint8_t *bm = NULL;
+	size_t pre = (size_t)(bm_off - old_off); /* < 4096: alignment gap */
+	uint8_t *buf = NULL, *bm;
 	int ret;
 
 	if (new_footer + VHD_FOOTER_SIZE > VHD_MAX_FILE_SIZE) {
@@ -1058,10 +1060,10 @@ static int vhd_alloc_write(struct vhd *v, uint64_t blk, uint64_t in, struct iove
 		return -EFBIG;
 	}
 	/* Junk after a damaged tail (found at open) must not show up in the new block. */
-	if (v->file_end > v->footer_off) {
-		if (ftruncate(v->fd, (off_t)v->footer_off) < 0)
+	if (v->file_end > old_off) {
+		if (ftruncate(v->fd, (off_t)old_off) < 0)
 			return -errno;
-		v->file_end = v->footer_off;
+		v->file_end = old_off;
 	}
 	ret = vhd_pwrite(v->fd, &v->footer, sizeof(v->footer), new_footer);
 	if (ret < 0)
@@ -1072,8 +1074,11 @@ static int vhd_alloc_write(struct vhd *v, uint64_t blk, uint64_t in, struct iove
 	v->file_end = new_footer + VHD_FOOTER_SIZE;
 	v->tail_bad = false;
 
-	if (posix_memalign((void **)&bm, 4096, v->bitmap_bytes))
+	/* One write clears the old footer (and the alignment gap) and puts the bitmap. */
+	if (posix_memalign((void **)&buf, 4096, pre + v->bitmap_bytes))
 		return -ENOMEM;
+	memset(buf, 0, pre);
+	bm = buf + pre;
 	if (v->type == VHD_TYPE_DYNAMIC) {
 		/* Zero-filled block (file hole) with every sector marked present. */
 		memset(bm, 0xFF, v->bitmap_bytes);
@@ -1081,24 +1086,28 @@ static int vhd_alloc_write(struct vhd *v, uint64_t blk, uint64_t in, struct iove
 		memset(bm, 0, v->bitmap_bytes);
 		vhd_bits_set(bm, (uint32_t)(in / VHD_SECTOR), (uint32_t)(len / VHD_SECTOR));
 	}
-	ret = vhd_pwrite(v->fd, bm, v->bitmap_bytes, bm_off);
+	ret = vhd_pwrite(v->fd, buf, pre + v->bitmap_bytes, old_off);
 	if (ret < 0)
-		goto fail;
+		goto out;
 	ret = vhd_rw_full(v->fd, sub, n, data_off + in, true);
 	if (ret < 0)
-		goto fail;
+		goto out;
 	if (v->type == VHD_TYPE_DIFF) {
-		__atomic_store_n(&v->bitmaps[blk], bm, __ATOMIC_RELEASE);
-		bm = NULL;
+		uint8_t *cache = malloc(v->bitmap_bytes);
+
+		if (!cache) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		memcpy(cache, bm, v->bitmap_bytes);
+		__atomic_store_n(&v->bitmaps[blk], cache, __ATOMIC_RELEASE);
 	}
-	free(bm);
 	v->pending[blk] = 1;
 	v->meta_dirty = true;
 	__atomic_store_n(&v->bat[blk], (uint32_t)(bm_off / VHD_SECTOR), __ATOMIC_RELEASE);
 	v->used_end = MAX(v->used_end, new_footer);
-	return 0;
-fail:
-	free(bm);
+out:
+	free(buf);
 	return ret;
 }
 

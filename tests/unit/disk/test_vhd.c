@@ -693,6 +693,56 @@ static void test_head_footer(void **state)
 	assert_int_equal(res.errors, 0);
 }
 
+/* Child in a sub-directory: W2ru is ".\..\name" and survives moving the pair. */
+static void test_locators(void **state)
+{
+	char sub[128], child[256], sub2[128], child2[256], cmd[1024];
+	const char *base = tpath("loc_base.vhd");
+	struct vhd_dyn_header h;
+	struct blockdev *bd;
+	uint8_t rel[64] = {0};
+	const char *want = ".\\..\\loc_base.vhd";
+	int fd;
+
+	snprintf(sub, sizeof(sub), "%s/sub", dir);
+	snprintf(child, sizeof(child), "%s/child.vhd", sub);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	mk(base, DISK_TYPE_DYNAMIC, 4 * BS, BS, NULL);
+	mk(child, DISK_TYPE_DIFFERENCING, 0, BS, base);
+	fd = open(child, O_RDONLY);
+	assert_int_equal(pread(fd, &h, sizeof(h), 512), (ssize_t)sizeof(h));
+	assert_int_equal(be32toh(h.locators[0].platform_code), VHD_PLAT_W2RU);
+	assert_int_equal(be32toh(h.locators[0].data_length), 2 * strlen(want));
+	assert_int_equal(be32toh(h.locators[0].data_space) % 512, 0);
+	assert_int_equal(be32toh(h.locators[1].platform_code), VHD_PLAT_W2KU);
+	assert_int_equal(
+		pread(fd, rel, 2 * strlen(want), (off_t)be64toh(h.locators[0].data_offset)),
+		(ssize_t)(2 * strlen(want)));
+	close(fd);
+	for (size_t i = 0; i < strlen(want); i++) {
+		assert_int_equal(rel[2 * i], want[i]); /* UTF-16LE */
+		assert_int_equal(rel[2 * i + 1], 0);
+	}
+	assert_int_equal(be16toh(h.parent_name[0]), 'l'); /* UTF-16BE file name */
+
+	/* Move both into a new tree: only the relative locator can find the parent. */
+	snprintf(sub2, sizeof(sub2), "%s/moved", dir);
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s/sub' && mv '%s' '%s/sub/' && mv '%s' '%s/'", sub2,
+		 child, sub2, base, sub2);
+	assert_int_equal(system(cmd), 0);
+	snprintf(child2, sizeof(child2), "%s/sub/child.vhd", sub2);
+	bd = op(child2, DISK_OPEN_RDONLY);
+	{
+		struct disk_info info;
+
+		assert_int_equal(disk_info_get(bd, &info), 0);
+		/* Resolved through the relative locator, against the child's new directory. */
+		assert_non_null(strstr(info.parent_path, "moved/sub/"));
+		assert_non_null(strstr(info.parent_path, "../loc_base.vhd"));
+	}
+	assert_int_equal(blockdev_close(bd), 0);
+}
+
 static int pid_wait(pid_t pid)
 {
 	int st;
@@ -1040,6 +1090,7 @@ int main(void)
 		cmocka_unit_test(test_dynamic_iov_fua),
 		cmocka_unit_test(test_differencing),
 		cmocka_unit_test(test_parent_mismatch),
+		cmocka_unit_test(test_locators),
 		cmocka_unit_test(test_corruption),
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_queue),
