@@ -168,27 +168,18 @@ static int vid_vcpu_create(struct vid_partition *p, unsigned index)
 	return r;
 }
 
-int vid_partition_create(struct vid_partition *p, struct vid_kvm *kvm, struct guest_mem *mem,
-			 unsigned ncpus, vid_cpuid_hook_fn *cpuid_hook, void *hook_opaque)
+int vid_partition_init(struct vid_partition *p, struct vid_kvm *kvm, struct guest_mem *mem)
 {
-	struct kvm_pit_config pit = {.flags = 0};
 	struct sigaction sa = {.sa_handler = vid_kick_handler};
-	int r;
 
 	memset(p, 0, sizeof(*p));
 	p->vm_fd = -1;
 	p->stop_efd = -1;
 	p->kvm = kvm;
 	p->mem = mem;
-	p->cpuid_hook = cpuid_hook;
-	p->cpuid_hook_opaque = hook_opaque;
 	pthread_mutex_init(&p->stop_lock, NULL);
 	iobus_init(&p->pio, "pio");
 	iobus_init(&p->mmio, "mmio");
-	if (ncpus == 0 || ncpus > kvm->max_vcpus) {
-		err_set("--cpus %u: this host's KVM supports 1 to %u vCPUs", ncpus, kvm->max_vcpus);
-		return -EINVAL;
-	}
 	/* No SA_RESTART: the kick must end KVM_RUN with EINTR. */
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(VID_KICK_SIGNAL, &sa, NULL) < 0)
@@ -196,6 +187,24 @@ int vid_partition_create(struct vid_partition *p, struct vid_kvm *kvm, struct gu
 	p->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (p->stop_efd < 0)
 		return vid_ioctl_fail("eventfd");
+	return 0;
+}
+
+int vid_partition_create(struct vid_partition *p, struct vid_kvm *kvm, struct guest_mem *mem,
+			 unsigned ncpus, vid_cpuid_hook_fn *cpuid_hook, void *hook_opaque)
+{
+	struct kvm_pit_config pit = {.flags = 0};
+	int r;
+
+	r = vid_partition_init(p, kvm, mem);
+	if (r < 0)
+		return r;
+	p->cpuid_hook = cpuid_hook;
+	p->cpuid_hook_opaque = hook_opaque;
+	if (ncpus == 0 || ncpus > kvm->max_vcpus) {
+		err_set("--cpus %u: this host's KVM supports 1 to %u vCPUs", ncpus, kvm->max_vcpus);
+		return -EINVAL;
+	}
 	p->vm_fd = ioctl(kvm->fd, KVM_CREATE_VM, 0);
 	if (p->vm_fd < 0)
 		return vid_ioctl_fail("KVM_CREATE_VM");
@@ -394,7 +403,7 @@ static void vid_vcpu_internal_error(struct vid_vcpu *v)
 }
 
 /* Handles one exit. */
-static void vid_vcpu_exit(struct vid_vcpu *v)
+void vid_vcpu_handle_exit(struct vid_vcpu *v)
 {
 	struct kvm_run *run = v->run;
 	struct vid_partition *p = v->p;
@@ -466,7 +475,7 @@ static void *vid_vcpu_thread(void *arg)
 						   v->index, strerror(errno));
 			break;
 		}
-		vid_vcpu_exit(v);
+		vid_vcpu_handle_exit(v);
 	}
 	return NULL;
 }

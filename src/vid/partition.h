@@ -64,6 +64,16 @@ struct vid_partition {
  */
 int vid_partition_create(struct vid_partition *p, struct vid_kvm *kvm, struct guest_mem *mem,
 			 unsigned ncpus, vid_cpuid_hook_fn *cpuid_hook, void *hook_opaque);
+/*
+ * The KVM-independent half of create: stop machinery (eventfd, kick signal handler) and
+ * empty buses. create calls it; tests use it to drive the stop and exit paths without KVM.
+ */
+int vid_partition_init(struct vid_partition *p, struct vid_kvm *kvm, struct guest_mem *mem);
+/*
+ * Handles the exit KVM left in v->run (port I/O and MMIO to the buses, shutdown/reset/power-off
+ * events, internal errors reported and turned into a stop). Called by the vCPU thread.
+ */
+void vid_vcpu_handle_exit(struct vid_vcpu *v);
 /* Loads the boot CPU's registers (vCPU 0) from the loader's description. */
 int vid_partition_set_boot_cpu(struct vid_partition *p, const struct boot_cpu_state *cpu);
 /* Starts one thread per vCPU. */
