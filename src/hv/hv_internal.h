@@ -88,7 +88,8 @@ static inline struct hv_vp *hv_vp_get(struct hv_partition *part, unsigned vp)
 }
 
 /* hv_synic.c, called with vp->lock held. */
-void hv_synic_remap_locked(struct hv_partition *part, unsigned vp);
+/* Re-resolves the SIM (sim) or SIEF page after its MSR changed. */
+void hv_synic_remap_locked(struct hv_partition *part, unsigned vp, bool sim);
 void hv_synic_retry_locked(struct hv_partition *part, unsigned vp);
 void hv_synic_reset_locked(struct hv_vp *v);
 

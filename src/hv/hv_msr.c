@@ -144,12 +144,12 @@ static int hv_msr_write_vp(struct hv_partition *part, unsigned vp, struct hv_vp 
 		return HV_MSR_OK;
 	case HV_MSR_SIEFP:
 		v->siefp = val;
-		hv_synic_remap_locked(part, vp);
+		hv_synic_remap_locked(part, vp, false);
 		hv_synic_retry_locked(part, vp);
 		return HV_MSR_OK;
 	case HV_MSR_SIMP:
 		v->simp = val;
-		hv_synic_remap_locked(part, vp);
+		hv_synic_remap_locked(part, vp, true);
 		hv_synic_retry_locked(part, vp);
 		return HV_MSR_OK;
 	case HV_MSR_EOM:

@@ -34,12 +34,14 @@ static uint8_t *hv_synic_page(struct hv_partition *part, unsigned vp, uint64_t m
 	return p;
 }
 
-void hv_synic_remap_locked(struct hv_partition *part, unsigned vp)
+void hv_synic_remap_locked(struct hv_partition *part, unsigned vp, bool sim)
 {
 	struct hv_vp *v = &part->vps[vp];
 
-	v->sim = hv_synic_page(part, vp, v->simp, "SIMP");
-	v->sief = hv_synic_page(part, vp, v->siefp, "SIEFP");
+	if (sim)
+		v->sim = hv_synic_page(part, vp, v->simp, "SIMP");
+	else
+		v->sief = hv_synic_page(part, vp, v->siefp, "SIEFP");
 }
 
 static void hv_synic_inject_locked(struct hv_partition *part, unsigned vp, unsigned sint)
