@@ -161,7 +161,7 @@ static void test_ref_time(void **state)
 	struct hv_fixture *f = *state;
 	const uint64_t gpa = 0x400000;
 	struct hv_ref_tsc_page *pg = guest_mem_ptr(&f->gm, gpa, 4096);
-	uint64_t prev = 0, a, b, c;
+	uint64_t prev = 0, a, b, c, best = UINT64_MAX;
 	uint32_t seq, seq2;
 
 	assert_true(hv_partition_has_ref_tsc(f->part));
@@ -177,9 +177,15 @@ static void test_ref_time(void **state)
 		c = rd(f, 1, HV_MSR_TIME_REF_COUNT);
 		assert_true(a >= prev); /* monotonic */
 		assert_true(a <= b + 1 && b <= c + 1);
-		assert_true(c - a < 200); /* 20 µs in 100 ns ticks */
+		if (c - a < best)
+			best = c - a;
 		prev = c;
 	}
+	/*
+	 * The page agrees with the MSR to within 20 µs (200 ticks): the tightest bracket shows
+	 * it; single samples may be preempted (ASan, loaded CI), so not every one is tight.
+	 */
+	assert_true(best < 200);
 	/* Starts near 0 at partition creation (well under a minute of 100 ns ticks). */
 	assert_true(prev < 600000000ull);
 	/* Re-enable: new sequence, same time base. */
