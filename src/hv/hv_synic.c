@@ -74,10 +74,13 @@ static void hv_synic_deliver_locked(struct hv_partition *part, unsigned vp, unsi
 		return;
 	slot = (struct hv_message *)(v->sim + (size_t)sint * HV_MESSAGE_SIZE);
 	if (__atomic_load_n(&slot->header.message_type, __ATOMIC_ACQUIRE) != HVMSG_NONE) {
-		/* Busy: ask for an EOM, then re-check in case the guest freed it meanwhile. */
+		/*
+		 * Busy: ask for an EOM, then re-check in case the guest freed it meanwhile. Both
+		 * are seq_cst (a locked RMW, then a load), which is the full barrier the handshake
+		 * needs against the guest's cmpxchg-then-read-flags.
+		 */
 		__atomic_fetch_or(&slot->header.message_flags, HV_MESSAGE_FLAG_PENDING,
 				  __ATOMIC_SEQ_CST);
-		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 		if (__atomic_load_n(&slot->header.message_type, __ATOMIC_SEQ_CST) != HVMSG_NONE)
 			return;
 	}
