@@ -1904,9 +1904,10 @@ static int vhdx_check(const char *path, bool repair, struct disk_check_result *r
 	bool dirty = v->dirty_log;
 	/* Only the other header copy being stale or broken is harmless; say so. */
 	struct vhdx_header other;
-	if (!util_pread_full(v->fd, &other, sizeof(other),
-			     v->hdr_slot ? VHDX_HEADER1_OFF : VHDX_HEADER2_OFF) &&
-	    !header_valid(&other) && report)
+	bool bad_hdr = !util_pread_full(v->fd, &other, sizeof(other),
+					v->hdr_slot ? VHDX_HEADER1_OFF : VHDX_HEADER2_OFF) &&
+		       !header_valid(&other);
+	if (bad_hdr && !repair && report)
 		fprintf(report,
 			"warning: one VHDX header copy is corrupt; the next write fixes it\n");
 	uint8_t *rt = malloc(2 * VHDX_REGION_TABLE_SIZE);
@@ -1935,6 +1936,26 @@ static int vhdx_check(const char *path, bool repair, struct disk_check_result *r
 				v->file_size - used);
 	}
 	blockdev_close(bd);
+	if (bad_hdr && repair && !dirty) {
+		/* The header update protocol rewrites both slots. */
+		r = vhdx_open(path, 0, &bd);
+		if (!r) {
+			r = header_update(to_vhdx(bd));
+			int r2 = blockdev_close(bd);
+			r = r ? r : r2;
+		}
+		if (r) {
+			res->errors++;
+			snprintf(res->first_error, sizeof(res->first_error), "%s", err_msg());
+			if (report)
+				fprintf(report, "error: cannot rewrite the header: %s\n",
+					err_msg());
+			return 0;
+		}
+		res->repaired++;
+		if (report)
+			fprintf(report, "repaired: rewrote the corrupt VHDX header copy\n");
+	}
 	if (!dirty)
 		return 0;
 	if (!repair) {

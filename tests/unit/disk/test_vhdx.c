@@ -523,6 +523,12 @@ static void test_corruption(void **state)
 	patch_u32(p, HDR1 + 8, 0x12345);
 	struct blockdev *bd = open_img(p, DISK_OPEN_RDONLY);
 	blockdev_close(bd);
+	struct disk_check_result res;
+	assert_int_equal(disk_check(p, DISK_FORMAT_VHDX, true, &res, NULL), 0);
+	assert_int_equal(res.repaired, 1);
+	assert_int_equal(disk_check(p, DISK_FORMAT_VHDX, true, &res, NULL), 0);
+	assert_int_equal(res.repaired, 0);
+	patch_u32(p, HDR1 + 8, 0x12345);
 	patch_u32(p, HDR2 + 8, 0x12345);
 	expect_refused(p, "both headers bad");
 
