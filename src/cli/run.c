@@ -276,6 +276,10 @@ static int run_build(struct run_vm *vm, struct vid_kvm *kvm, const struct run_op
 	struct uart_backend ub = {serial_backend_tx, sb};
 	int r;
 
+	/*
+	 * The hv layer plugs in here: its CPUID hook adds the 0x40000000 leaves (NULL for now)
+	 * and it may set p->exit_hook for MSR exits before the partition starts.
+	 */
 	r = vid_partition_create(p, kvm, &vm->mem, o->cpus, NULL, NULL);
 	vm->part_ok = true;
 	if (r < 0)

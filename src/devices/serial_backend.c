@@ -68,7 +68,6 @@ static int serial_open_pty(struct serial_backend *sb)
 	snprintf(sb->path, sizeof(sb->path), "%s", name);
 	sb->in_fd = fd;
 	sb->out_fd = fd;
-	log_info("devices", "serial: COM1 is on %s", sb->path);
 	fprintf(stderr, "viridian: serial console on %s\n", sb->path);
 	return 0;
 }

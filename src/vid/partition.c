@@ -450,6 +450,8 @@ void vid_vcpu_handle_exit(struct vid_vcpu *v)
 			run->fail_entry.cpu);
 		break;
 	default:
+		if (p->exit_hook && p->exit_hook(p->exit_hook_opaque, v))
+			break;
 		vid_partition_request_stop(p, VID_STOP_EMULATION,
 					   "vCPU %u: unexpected KVM exit reason %u", v->index,
 					   run->exit_reason);

@@ -32,6 +32,14 @@ enum vid_stop_reason {
 #define VID_KICK_SIGNAL SIGUSR1
 
 struct vid_partition;
+struct vid_vcpu;
+
+/*
+ * For exits vid does not handle itself (e.g. KVM_EXIT_X86_RDMSR/WRMSR once the hv layer turns
+ * on user-space MSR exits). Returns true when it handled the exit; false stops the partition
+ * as an unexpected exit. Set p->exit_hook before vid_partition_start().
+ */
+typedef bool vid_exit_hook_fn(void *opaque, struct vid_vcpu *v);
 
 struct vid_vcpu {
 	struct vid_partition *p;
@@ -51,6 +59,8 @@ struct vid_partition {
 	struct iobus pio, mmio;
 	vid_cpuid_hook_fn *cpuid_hook;
 	void *cpuid_hook_opaque;
+	vid_exit_hook_fn *exit_hook;
+	void *exit_hook_opaque;
 	pthread_mutex_t stop_lock;
 	_Atomic int stop_reason;
 	char stop_detail[512];

@@ -231,6 +231,34 @@ static void test_system_events(void **state)
 	fake_teardown(&p);
 }
 
+static unsigned hook_calls;
+
+static bool msr_hook(void *opaque, struct vid_vcpu *v)
+{
+	hook_calls++;
+	return v->run->exit_reason == KVM_EXIT_X86_RDMSR;
+}
+
+static void test_exit_hook(void **state)
+{
+	struct vid_partition p;
+
+	fake_setup(&p, 1);
+	hook_calls = 0;
+	p.exit_hook = msr_hook;
+	p.vcpus[0].run->exit_reason = KVM_EXIT_X86_RDMSR;
+	vid_vcpu_handle_exit(&p.vcpus[0]);
+	assert_int_equal(hook_calls, 1);
+	assert_int_equal(atomic_load(&p.stop_reason), VID_RUNNING);
+	/* Declined by the hook: an unexpected exit stops the partition. */
+	p.vcpus[0].run->exit_reason = KVM_EXIT_DEBUG;
+	vid_vcpu_handle_exit(&p.vcpus[0]);
+	assert_int_equal(hook_calls, 2);
+	assert_int_equal(atomic_load(&p.stop_reason), VID_STOP_EMULATION);
+	assert_non_null(strstr(p.stop_detail, "unexpected KVM exit reason"));
+	fake_teardown(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -239,6 +267,7 @@ int main(void)
 		cmocka_unit_test(test_triple_fault_is_reset),
 		cmocka_unit_test(test_emulation_failure_report),
 		cmocka_unit_test(test_system_events),
+		cmocka_unit_test(test_exit_hook),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
