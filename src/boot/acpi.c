@@ -286,9 +286,9 @@ static void acpi_build_fadt(struct acpi_fadt *f, uint64_t facs, uint64_t dsdt)
 	memset(f, 0, sizeof(*f));
 	acpi_header_init(&f->h, "FACP", sizeof(*f), 6);
 	f->minor_version = 0;
+	/* The FACS is below 4 GiB: only FIRMWARE_CTRL, X_FIRMWARE_CTRL must then be 0. */
 	f->firmware_ctrl = (uint32_t)facs;
 	f->dsdt = (uint32_t)dsdt;
-	f->x_firmware_ctrl = facs;
 	f->x_dsdt = dsdt;
 	f->preferred_pm_profile = 0; /* unspecified */
 	f->sci_int = LAYOUT_ACPI_SCI_IRQ;
