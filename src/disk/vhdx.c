@@ -1725,7 +1725,13 @@ static int vhdx_create(const char *path, const struct disk_create_opts *o)
 		return -EINVAL;
 	}
 
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	char self[PATH_MAX];
+	if (diff && realpath(path, self) && !strcmp(self, parent_abs)) {
+		err_set("%s cannot be its own parent", path);
+		return -EINVAL;
+	}
+	/* Like the other formats (and qemu-img): an existing file is replaced. */
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		r = -errno;
 		err_set("cannot create %s: %s", path, strerror(-r));
