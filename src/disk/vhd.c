@@ -1946,6 +1946,52 @@ static int vhd_resize_fixed(struct vhd *v, uint64_t size)
 	return ret;
 }
 
+/*
+ * Moves the BAT, grown to need entries, to the end of the file. Order: footer
+ * at the new EOF (the file always ends in a valid footer), new BAT where the
+ * old footer was, fdatasync, then the header's first sector (table offset,
+ * entry count and checksum all live there, so the switch is one sector write),
+ * fdatasync. A crash before the switch only leaks the new copy.
+ */
+static int vhd_bat_relocate(struct vhd *v, uint64_t need)
+{
+	uint64_t hoff = be64toh(v->footer.data_offset);
+	uint64_t new_off = v->footer_off;
+	uint64_t bytes = ALIGN_UP(need * 4, (uint64_t)VHD_SECTOR);
+	uint32_t *bat;
+	int ret;
+
+	if (new_off + bytes + VHD_FOOTER_SIZE > VHD_MAX_FILE_SIZE) {
+		err_set("'%s': no room to grow the BAT below the 2 TiB file limit", v->path);
+		return -ENOSPC;
+	}
+	bat = malloc(bytes);
+	if (!bat)
+		return -ENOMEM;
+	memset(bat, 0xFF, bytes);
+	for (uint32_t i = 0; i < v->max_entries; i++)
+		bat[i] = htobe32(v->bat[i]);
+	ret = vhd_pwrite(v->fd, &v->footer, sizeof(v->footer), new_off + bytes);
+	if (!ret)
+		ret = vhd_pwrite(v->fd, bat, bytes, new_off);
+	free(bat);
+	if (!ret)
+		ret = vhd_sync(v->fd);
+	if (ret < 0)
+		return ret;
+	v->footer_off = new_off + bytes;
+	v->hdr.table_offset = htobe64(new_off);
+	v->hdr.max_table_entries = htobe32((uint32_t)need);
+	vhd_header_seal(&v->hdr);
+	ret = vhd_pwrite(v->fd, &v->hdr, VHD_SECTOR, hoff);
+	if (!ret)
+		ret = vhd_sync(v->fd);
+	if (ret < 0)
+		return ret;
+	v->table_off = new_off;
+	return 0;
+}
+
 static int vhd_resize_dynamic(struct vhd *v, uint64_t size)
 {
 	uint64_t need = DIV_ROUND_UP(size, (uint64_t)v->block_size);
@@ -1976,40 +2022,40 @@ static int vhd_resize_dynamic(struct vhd *v, uint64_t size)
 		uint32_t *ff;
 
 		if (room < v->footer_off && new_end > room) {
-			err_set("'%s': the BAT has room for %llu entries but %llu are needed and "
-				"data blocks follow it; convert the image to a new VHD of the "
-				"larger size instead",
-				v->path, (unsigned long long)((room - v->table_off) / 4),
-				(unsigned long long)need);
-			return -ENOSPC;
-		}
-		if (room == v->footer_off && new_end > v->footer_off) {
-			/* Nothing after the BAT but the footer: move the footer first. */
-			ret = vhd_pwrite(v->fd, &v->footer, sizeof(v->footer), new_end);
+			/* Data blocks follow the BAT: move it to the end of the file. */
+			ret = vhd_bat_relocate(v, need);
+			if (ret < 0)
+				return ret;
+		} else {
+			if (room == v->footer_off && new_end > v->footer_off) {
+				/* Nothing after the BAT but the footer: move the footer first. */
+				ret = vhd_pwrite(v->fd, &v->footer, sizeof(v->footer), new_end);
+				if (!ret)
+					ret = vhd_sync(v->fd);
+				if (ret < 0)
+					return ret;
+				v->footer_off = new_end;
+			}
+			ff = malloc(cnt * 4);
+			if (!ff)
+				return -ENOMEM;
+			memset(ff, 0xFF, cnt * 4);
+			ret = vhd_pwrite(v->fd, ff, cnt * 4,
+					 v->table_off + (uint64_t)v->max_entries * 4);
+			free(ff);
 			if (!ret)
 				ret = vhd_sync(v->fd);
 			if (ret < 0)
 				return ret;
-			v->footer_off = new_end;
+			/* max_table_entries and the checksum share the header's first sector. */
+			v->hdr.max_table_entries = htobe32((uint32_t)need);
+			vhd_header_seal(&v->hdr);
+			ret = vhd_pwrite(v->fd, &v->hdr, VHD_SECTOR, hoff);
+			if (!ret)
+				ret = vhd_sync(v->fd);
+			if (ret < 0)
+				return ret;
 		}
-		ff = malloc(cnt * 4);
-		if (!ff)
-			return -ENOMEM;
-		memset(ff, 0xFF, cnt * 4);
-		ret = vhd_pwrite(v->fd, ff, cnt * 4, v->table_off + (uint64_t)v->max_entries * 4);
-		free(ff);
-		if (!ret)
-			ret = vhd_sync(v->fd);
-		if (ret < 0)
-			return ret;
-		/* max_table_entries and the checksum share the header's first sector. */
-		v->hdr.max_table_entries = htobe32((uint32_t)need);
-		vhd_header_seal(&v->hdr);
-		ret = vhd_pwrite(v->fd, &v->hdr, VHD_SECTOR, hoff);
-		if (!ret)
-			ret = vhd_sync(v->fd);
-		if (ret < 0)
-			return ret;
 	}
 	vhd_footer_resize(&v->footer, size);
 	ret = vhd_pwrite(v->fd, &v->footer, sizeof(v->footer), v->footer_off);

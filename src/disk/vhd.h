@@ -19,8 +19,9 @@
  *   repair rewrites a damaged footer copy and cuts unreferenced space at EOF.
  * - merge(child) writes the child's sectors into its parent through a new RW
  *   open of the parent; close the child afterwards (its RO parent view is stale).
- * - resize grows only: fixed always, dynamic while the BAT area has room
- *   (-ENOSPC with a message otherwise), differencing never.
+ * - resize grows only: fixed always; dynamic grows the BAT in place when the
+ *   space after it is free, else moves it to the end of the file (one-sector
+ *   header switch); differencing never.
  * - disk_info.disk_id holds the footer's unique id bytes as stored;
  *   creator is "<app> <major>.<minor>", e.g. "win 10.0", "qemu 5.3".
  */

@@ -886,14 +886,42 @@ static void test_resize(void **state)
 	assert_int_equal(blockdev_close(bd), 0);
 	assert_int_equal(disk_check(dy, DISK_FORMAT_VHD, false, &res, NULL), 0);
 	assert_int_equal(res.errors, 0);
-	/* Blocks now follow the BAT: within the slack it works, beyond it is refused. */
+	/* Blocks now follow the BAT: within the slack in place, beyond it the BAT moves to EOF. */
 	assert_int_equal(vhd_driver.resize(dy, 400 * BS), 0);
-	assert_int_equal(vhd_driver.resize(dy, 4000 * BS), -ENOSPC);
-	assert_non_null(strstr(err_msg(), "convert"));
 	bd = op(dy, DISK_OPEN_RDONLY);
 	assert_int_equal(bd->size, 400 * BS);
 	verify(bd, model, 300 * BS);
 	assert_int_equal(blockdev_close(bd), 0);
+	{
+		uint64_t big = 600 * (uint64_t)BS;
+		uint8_t *m2 = calloc(1, big);
+		struct vhd_dyn_header h;
+		int fd;
+
+		memcpy(m2, model, 300 * BS);
+		assert_int_equal(vhd_driver.resize(dy, big), 0);
+		fd = open(dy, O_RDONLY);
+		assert_int_equal(pread(fd, &h, sizeof(h), 512), (ssize_t)sizeof(h));
+		close(fd);
+		assert_true(be64toh(h.table_offset) > 1536);
+		assert_int_equal(be32toh(h.max_table_entries), 600);
+		bd = op(dy, 0);
+		assert_int_equal(bd->size, big);
+		wr(bd, m2, big - BS - 512, BS + 512, 34);
+		wr(bd, m2, 512, 512, 35);
+		verify(bd, m2, big);
+		assert_int_equal(blockdev_close(bd), 0);
+		assert_int_equal(disk_check(dy, DISK_FORMAT_VHD, false, &res, NULL), 0);
+		assert_int_equal(res.errors + res.leaks, 0);
+		bd = op(dy, DISK_OPEN_RDONLY);
+		verify(bd, m2, big);
+		assert_int_equal(blockdev_close(bd), 0);
+		free(m2);
+	}
+	/* Differencing images keep their parent's size. */
+	mk(tpath("rs_child.vhd"), DISK_TYPE_DIFFERENCING, 0, BS, dy);
+	assert_int_equal(vhd_driver.resize(tpath("rs_child.vhd"), 5000 * (uint64_t)BS), -EINVAL);
+	assert_non_null(strstr(err_msg(), "parent"));
 	free(model);
 }
 
