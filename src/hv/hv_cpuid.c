@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stddef.h>
 
+#include "hv/hv_internal.h"
 #include "hv/hv_proto.h"
 
 /*
@@ -26,8 +27,10 @@ int hv_cpuid_fill(struct hv_cpuid_entry *out, unsigned max, const struct hv_cpui
 	priv_a = HV_PRIV_SYNIC | /* hv_vmbus uses SynIC MSRs; Windows checks it */
 		 HV_PRIV_HYPERCALL | /* required by ms_hyperv_platform */
 		 HV_PRIV_VP_INDEX | /* required by ms_hyperv_platform */
-		 HV_PRIV_FREQUENCY_MSRS | /* TSC/APIC Hz known: no calibration loops */
 		 HV_PRIV_TSC_INVARIANT; /* guest keeps the TSC as clocksource (MSR 0x118) */
+	/* TSC/APIC Hz known: no calibration loops. Needs the TSC rate; EDX bit 8 goes along. */
+	if (cfg->freq_msrs)
+		priv_a |= HV_PRIV_FREQUENCY_MSRS;
 	/*
 	 * TIME_REF_COUNT and REFERENCE_TSC only together with a valid TSC page: otherwise every
 	 * sched_clock() would be an MSR exit to user space (§1.3, §9.6). No SYNTIMER (bit 3):
@@ -53,7 +56,7 @@ int hv_cpuid_fill(struct hv_cpuid_entry *out, unsigned max, const struct hv_cpui
 		 * XMM hypercall input/output, no stimer direct mode.
 		 */
 		{HV_CPUID_FEATURES, priv_a, HV_PRIVB_POST_MESSAGES | HV_PRIVB_SIGNAL_EVENTS, 0,
-		 HV_FEAT_FREQUENCY_MSRS | HV_FEAT_CRASH_MSRS},
+		 (cfg->freq_msrs ? HV_FEAT_FREQUENCY_MSRS : 0) | HV_FEAT_CRASH_MSRS},
 		/*
 		 * EAX: DEPRECATING_AEOI only: KVM's LAPIC has no auto-EOI for a user-space SynIC,
 		 * so the guest must EOI itself (§4.4, mandatory). No APIC_ACCESS hint (3): every
@@ -77,4 +80,16 @@ int hv_cpuid_fill(struct hv_cpuid_entry *out, unsigned max, const struct hv_cpui
 	for (unsigned i = 0; i < HV_CPUID_NLEAVES; i++)
 		out[i] = table[i];
 	return HV_CPUID_NLEAVES;
+}
+
+int hv_partition_cpuid_fill(const struct hv_partition *part, struct hv_cpuid_entry *out,
+			    unsigned max)
+{
+	struct hv_cpuid_config cfg = {
+		.nvps = part->nvps,
+		.ref_tsc = part->ref_tsc,
+		.freq_msrs = part->cb.guest_tsc_hz != 0,
+	};
+
+	return hv_cpuid_fill(out, max, &cfg);
 }

@@ -25,11 +25,17 @@ struct hv_cpuid_entry {
 struct hv_cpuid_config {
 	unsigned nvps;
 	bool ref_tsc; /* a valid reference TSC page is kept (hv_partition_has_ref_tsc) */
+	bool freq_msrs; /* TSC_FREQUENCY can be answered (guest_tsc_hz known) */
 };
+
+struct hv_partition;
 
 #define HV_CPUID_NLEAVES 11u
 
 /* Fills up to max entries; returns the number filled (HV_CPUID_NLEAVES) or -ENOSPC/-EINVAL. */
 int hv_cpuid_fill(struct hv_cpuid_entry *out, unsigned max, const struct hv_cpuid_config *cfg);
+/* Same, with the configuration taken from the partition (what the vCPU code should call). */
+int hv_partition_cpuid_fill(const struct hv_partition *part, struct hv_cpuid_entry *out,
+			    unsigned max);
 
 #endif

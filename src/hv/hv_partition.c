@@ -96,8 +96,11 @@ uint64_t hv_ref_time_now(struct hv_partition *part, unsigned vp)
 	if (part->ref_tsc) {
 		uint64_t tsc = part->cb.read_guest_tsc(part->cb.opaque, vp);
 		/* Same formula as the guest applies to the page, so both agree exactly. */
-		return (uint64_t)(((unsigned __int128)tsc * part->tsc_scale) >> 64) +
-		       (uint64_t)part->tsc_offset;
+		int64_t t = (int64_t)(((unsigned __int128)tsc * part->tsc_scale) >> 64) +
+			    part->tsc_offset;
+
+		/* A VP whose TSC lags the one read at creation must not see time wrap. */
+		return t < 0 ? 0 : (uint64_t)t;
 	}
 	return (util_now_ns() - part->start_ns) / 100;
 }

@@ -22,7 +22,7 @@ static const struct hv_cpuid_entry *find(const struct hv_cpuid_entry *e, int n, 
 static void test_values(void **state)
 {
 	struct hv_cpuid_entry e[16];
-	struct hv_cpuid_config cfg = {.nvps = 4, .ref_tsc = false};
+	struct hv_cpuid_config cfg = {.nvps = 4, .ref_tsc = false, .freq_msrs = true};
 	const struct hv_cpuid_entry *l;
 	char sig[13];
 	int n = hv_cpuid_fill(e, 16, &cfg);
@@ -76,10 +76,20 @@ static void test_values(void **state)
 static void test_ref_tsc(void **state)
 {
 	struct hv_cpuid_entry e[11];
-	struct hv_cpuid_config cfg = {.nvps = 1, .ref_tsc = true};
+	struct hv_cpuid_config cfg = {.nvps = 1, .ref_tsc = true, .freq_msrs = true};
 
 	assert_int_equal(hv_cpuid_fill(e, 11, &cfg), 11);
 	assert_int_equal(find(e, 11, 0x40000003)->eax, 0x00008A66);
+}
+
+static void test_no_tsc_rate(void **state)
+{
+	struct hv_cpuid_entry e[11];
+	struct hv_cpuid_config cfg = {.nvps = 1};
+
+	assert_int_equal(hv_cpuid_fill(e, 11, &cfg), 11);
+	assert_int_equal(find(e, 11, 0x40000003)->eax, 0x00008064);
+	assert_int_equal(find(e, 11, 0x40000003)->edx, 0x00000400);
 }
 
 static void test_errors(void **state)
@@ -98,6 +108,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_ref_tsc),
+		cmocka_unit_test(test_no_tsc_rate),
 		cmocka_unit_test(test_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

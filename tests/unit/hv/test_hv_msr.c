@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "hv_test.h"
+#include "hv/hv_cpuid.h"
 #include "hv/hv_synic.h"
 #include "vid/layout.h"
 
@@ -24,6 +25,13 @@ static void test_basic(void **state)
 	struct hv_fixture *f = *state;
 	uint64_t v;
 
+	struct hv_cpuid_entry e[HV_CPUID_NLEAVES];
+
+	/* The partition offers what it can back: TSC page and frequency MSRs here. */
+	assert_int_equal(hv_partition_cpuid_fill(f->part, e, HV_CPUID_NLEAVES), 11);
+	assert_int_equal(e[3].leaf, 0x40000003);
+	assert_int_equal(e[3].eax, 0x00008A66);
+	assert_int_equal(e[5].eax, 2);
 	assert_int_equal(rd(f, 0, HV_MSR_GUEST_OS_ID), 0);
 	assert_int_equal(hv_msr_write(f->part, 0, HV_MSR_GUEST_OS_ID, 0x8100000601C00000ull), OK);
 	assert_true(rd(f, 1, HV_MSR_GUEST_OS_ID) == 0x8100000601C00000ull); /* partition-wide */
