@@ -264,6 +264,14 @@ static int run_load(struct run_vm *vm, const struct run_opts *o)
 	return boot_load(&vm->mem, &bcfg, &vm->boot);
 }
 
+/* Port 0x80 (POST codes): Linux writes it as an I/O delay; swallow it without log noise. */
+static void run_post_port(void *opaque, uint64_t offset, uint8_t *data, unsigned size,
+			  bool is_write)
+{
+	if (!is_write)
+		memset(data, 0xff, size);
+}
+
 static int run_build(struct run_vm *vm, struct vid_kvm *kvm, const struct run_opts *o,
 		     struct serial_backend *sb)
 {
@@ -300,6 +308,8 @@ static int run_build(struct run_vm *vm, struct vid_kvm *kvm, const struct run_op
 		r = reset_cf9_register(&vm->cf9, &p->pio);
 	if (r == 0)
 		r = acpi_pm_register(&vm->pm, &p->pio);
+	if (r == 0)
+		r = iobus_register(&p->pio, 0x80, 1, run_post_port, NULL, "post");
 	if (r == 0)
 		r = serial_backend_attach(sb, &vm->uart);
 	if (r == 0)

@@ -94,17 +94,20 @@ static int vid_vcpu_set_cpuid(struct vid_partition *p, struct vid_vcpu *v)
 
 static int vid_vcpu_set_msrs(struct vid_vcpu *v)
 {
-	struct {
+	/* struct kvm_msrs ends in a flexible array: room for two entries after the header. */
+	union {
 		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[2];
-	} m = {0};
+		uint8_t raw[sizeof(struct kvm_msrs) + 2 * sizeof(struct kvm_msr_entry)];
+	} m;
+	struct kvm_msr_entry *e = m.hdr.entries;
 	int r;
 
+	memset(&m, 0, sizeof(m));
 	m.hdr.nmsrs = 2;
-	m.e[0].index = MSR_IA32_MISC_ENABLE;
-	m.e[0].data = 1; /* fast string operations */
-	m.e[1].index = MSR_MTRR_DEF_TYPE;
-	m.e[1].data = 0xc06; /* MTRRs and fixed MTRRs on, default write-back */
+	e[0].index = MSR_IA32_MISC_ENABLE;
+	e[0].data = 1; /* fast string operations */
+	e[1].index = MSR_MTRR_DEF_TYPE;
+	e[1].data = 0xc06; /* MTRRs and fixed MTRRs on, default write-back */
 	r = ioctl(v->fd, KVM_SET_MSRS, &m);
 	if (r < 0)
 		return vid_ioctl_fail("KVM_SET_MSRS");
