@@ -59,7 +59,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_disk: %s: %s\n", argv[1], err_msg());
 		return 1;
 	}
-	q = blockdev_queue_create(bd, (unsigned)depth, BLOCKDEV_ENGINE_AUTO);
+	/* BENCH_ENGINE=threads|uring pins the queue engine (default: auto). */
+	{
+		const char *e = getenv("BENCH_ENGINE");
+		enum blockdev_engine eng = BLOCKDEV_ENGINE_AUTO;
+
+		if (e && !strcmp(e, "threads"))
+			eng = BLOCKDEV_ENGINE_THREADS;
+		else if (e && !strcmp(e, "uring"))
+			eng = BLOCKDEV_ENGINE_URING;
+		q = blockdev_queue_create(bd, (unsigned)depth, eng);
+	}
 	if (!q) {
 		fprintf(stderr, "bench_disk: no queue: %s\n", err_msg());
 		return 1;
