@@ -83,7 +83,7 @@ try:
         for i in range(per):
             img = os.path.join(d, f"t.{fmt}")
             log = os.path.join(d, "t.log")
-            for p in (img, log, img + ".q"):
+            for p in (img, log, img + ".q", img + ".r"):
                 if os.path.exists(p):
                     os.unlink(p)
             seed = rng.randrange(1, 1 << 48)
@@ -115,6 +115,12 @@ try:
                     state = "unreadable: " + ri.stderr
                 if state == "dirty":
                     dirty_seen += 1
+                    # `check --repair` must replay to the same image as a plain reopen.
+                    rcopy = img + ".r"
+                    shutil.copyfile(img, rcopy)
+                    rr = run(V, "vhd", "check", "--repair", rcopy)
+                    if rr.returncode:
+                        diag += f"our check --repair exit {rr.returncode}: {rr.stdout}{rr.stderr}\n"
                     if qemu and typ == "dynamic":
                         qcopy = img + ".q"
                         shutil.copyfile(img, qcopy)
@@ -130,6 +136,16 @@ try:
             if rc.returncode:
                 ok = False
                 diag += "check: " + rc.stdout + rc.stderr
+            if os.path.exists(img + ".r"):
+                rv2 = run(W, "verify", img + ".r", log, str(seed), *([base_raw] if base_raw else []))
+                if rv2.returncode:
+                    ok = False
+                    diag += "verify after check --repair: " + rv2.stderr
+            if os.path.exists(img + ".r") and qemu and typ == "dynamic":
+                rcmp = run(qemu, "compare", "-f", "vhdx", "-F", "vhdx", img, img + ".r")
+                if rcmp.returncode:
+                    ok = False
+                    diag += "check --repair differs from replay on open: " + rcmp.stdout + rcmp.stderr
             if qcopy:
                 rcmp = run(qemu, "compare", "-f", "vhdx", "-F", "vhdx", img, qcopy)
                 qemu_replays += 1
