@@ -104,6 +104,22 @@ static void build_stub(uint8_t *bios, const struct boot_cpu_state *c)
 	at = emit(code, at, "\x08\x00", 2);
 	pm32 = at;
 	memcpy(code + ljmp_fix, &(uint32_t){stub + (uint32_t)pm32}, 4);
+	/*
+	 * What firmware would do on QEMU's i440FX: put the PIIX4 power-management
+	 * I/O block at LAYOUT_ACPI_PM_BASE (PMBA, config 0x40) and enable it
+	 * (PMREGMISC bit 0, config 0x80), so QEMU's PM1a/PM timer sit where our
+	 * FADT says.
+	 */
+	at = emit(code, at, "\xb8", 1);
+	at = emit32(code, at, 0x80000b40u); /* bus 0, dev 1, fn 3, reg 0x40 */
+	at = emit(code, at, "\x66\xba\xf8\x0c\xef", 5);
+	at = emit(code, at, "\xb8", 1);
+	at = emit32(code, at, LAYOUT_ACPI_PM_BASE | 1);
+	at = emit(code, at, "\x66\xba\xfc\x0c\xef", 5);
+	at = emit(code, at, "\xb8", 1);
+	at = emit32(code, at, 0x80000b80u);
+	at = emit(code, at, "\x66\xba\xf8\x0c\xef", 5);
+	at = emit(code, at, "\xb0\x01\x66\xba\xfc\x0c\xee", 7);
 	/* mov $data,%eax; mov %eax -> ds, es, ss, fs, gs */
 	at = emit(code, at, "\xb8", 1);
 	at = emit32(code, at, c->data_selector);
@@ -198,6 +214,15 @@ int main(int argc, char **argv)
 	if (argc < 3 || argc > 5 || (strcmp(argv[1], "bzimage") && strcmp(argv[1], "vmlinux")))
 		return fail("usage: loadcheck bzimage|vmlinux PATH [DUMPDIR [INITRD]]");
 	cfg.kernel_path = argv[2];
+	if (getenv("LOADCHECK_CPUS")) {
+		acfg.ncpus = (unsigned)atoi(getenv("LOADCHECK_CPUS"));
+		if (acfg.ncpus < 1 || acfg.ncpus > 16)
+			return fail("LOADCHECK_CPUS must be 1..16");
+		for (unsigned i = 0; i < acfg.ncpus; i++)
+			acfg.apic_ids[i] = i;
+	}
+	if (getenv("LOADCHECK_CMDLINE"))
+		cfg.cmdline = getenv("LOADCHECK_CMDLINE");
 	if (argc == 5)
 		cfg.initrd_path = argv[4];
 	if (guest_mem_init(&gm, 256ull << 20, 0))
