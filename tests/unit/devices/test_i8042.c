@@ -140,6 +140,24 @@ static void test_keyboard_replies(void **state)
 	i8042_destroy(&k);
 }
 
+static void test_output_port_and_echo(void **state)
+{
+	struct i8042 k;
+
+	setup(&k);
+	cmd(&k, 0xd0);
+	assert_int_equal(data_rd(&k) & 0x01, 0x01); /* reset line not asserted */
+	cmd(&k, 0xd2); /* next data byte comes back as if typed */
+	data_wr(&k, 0x1c);
+	assert_int_equal(status(&k) & I8042_STS_OBF, I8042_STS_OBF);
+	assert_int_equal(data_rd(&k), 0x1c);
+	/* Reading an empty buffer gives 0 and keeps OBF clear. */
+	assert_int_equal(data_rd(&k), 0x00);
+	assert_int_equal(status(&k) & I8042_STS_OBF, 0);
+	assert_int_equal(resets, 0);
+	i8042_destroy(&k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -147,6 +165,7 @@ int main(void)
 		cmocka_unit_test(test_reset_fe),
 		cmocka_unit_test(test_config_byte_and_irq),
 		cmocka_unit_test(test_keyboard_replies),
+		cmocka_unit_test(test_output_port_and_echo),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

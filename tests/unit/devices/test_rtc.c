@@ -56,6 +56,11 @@ static void test_bcd_and_binary(void **state)
 	assert_int_equal(rd(&r, RTC_HOURS), 15);
 	assert_int_equal(rd(&r, RTC_YEAR), 26);
 	assert_int_equal(rd(&r, RTC_REG_D), RTC_D_VRT);
+	/* Register C and D are read-only; C reads 0 (no interrupt flags, nothing pending). */
+	wr(&r, RTC_REG_C, 0xff);
+	wr(&r, RTC_REG_D, 0x00);
+	assert_int_equal(rd(&r, RTC_REG_C), 0);
+	assert_int_equal(rd(&r, RTC_REG_D), RTC_D_VRT);
 	rtc_destroy(&r);
 }
 

@@ -188,6 +188,51 @@ static void test_loopback_probe(void **state)
 	uart_destroy(&u);
 }
 
+static void test_overrun_line_status(void **state)
+{
+	struct uart u;
+	struct sink s;
+
+	setup(&u, &s);
+	wr(&u, UART_MCR, UART_MCR_OUT2);
+	wr(&u, UART_IER, UART_IER_RLSI);
+	/* Byte-at-a-time mode: a second byte before the first is read is an overrun. */
+	assert_int_equal(uart_rx_push(&u, (const uint8_t *)"a", 1), 1);
+	assert_int_equal(s.level, 0);
+	/* The backend is told there is no room rather than overrunning... */
+	assert_int_equal(uart_rx_push(&u, (const uint8_t *)"b", 1), 0);
+	assert_int_equal(rd(&u, UART_IIR), UART_IIR_NO_INT);
+	{
+		uint8_t one = 'b';
+
+		/* ...but a byte looped back from THR into the full buffer overruns. */
+		wr(&u, UART_MCR, UART_MCR_OUT2 | UART_MCR_LOOP);
+		wr(&u, UART_THR, one);
+		wr(&u, UART_MCR, UART_MCR_OUT2);
+	}
+	assert_int_equal(rd(&u, UART_IIR), UART_IIR_RLSI);
+	assert_int_equal(s.level, 1);
+	/* LSR read reports OE once and clears it, which ends the interrupt. */
+	assert_int_equal(rd(&u, UART_LSR) & (UART_LSR_OE | UART_LSR_DR), UART_LSR_OE | UART_LSR_DR);
+	assert_int_equal(s.level, 0);
+	assert_int_equal(rd(&u, UART_LSR) & UART_LSR_OE, 0);
+	assert_int_equal(rd(&u, UART_RBR), 'a'); /* the first byte survives */
+	uart_destroy(&u);
+}
+
+static void test_modem_status_deltas(void **state)
+{
+	struct uart u;
+	struct sink s;
+
+	setup(&u, &s);
+	/* Entering loopback with DTR only: CTS/DCD drop, DSR stays: delta bits for CTS, DCD. */
+	wr(&u, UART_MCR, UART_MCR_LOOP | UART_MCR_DTR);
+	assert_int_equal(rd(&u, UART_MSR), UART_MSR_DSR | 0x01 | 0x08);
+	assert_int_equal(rd(&u, UART_MSR), UART_MSR_DSR); /* deltas clear on read */
+	uart_destroy(&u);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -197,6 +242,8 @@ int main(void)
 		cmocka_unit_test(test_fifo),
 		cmocka_unit_test(test_divisor_latch_and_scratch),
 		cmocka_unit_test(test_loopback_probe),
+		cmocka_unit_test(test_overrun_line_status),
+		cmocka_unit_test(test_modem_status_deltas),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
