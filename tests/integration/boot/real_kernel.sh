@@ -130,6 +130,12 @@ PY
 		'Kernel panic - not syncing: VFS: Unable to mount root fs'; do
 		grep -q -- "$pat" "$dir/serial.log" || missing+=("$pat")
 	done
+	# Both vCPUs from our MADT come up; ACPICA and Linux find nothing to complain about.
+	grep -q 'smp: Brought up 1 node, 2 CPUs' "$dir/serial.log" || missing+=("2 CPUs up")
+	if grep -qiE 'ACPI (BIOS )?(Error|Warning)|\[Firmware Bug\]' "$dir/serial.log"; then
+		grep -iE 'ACPI (BIOS )?(Error|Warning)|\[Firmware Bug\]' "$dir/serial.log" | sed 's/^/# /'
+		missing+=("no ACPI errors/warnings")
+	fi
 	if [ ${#missing[@]} -eq 0 ]; then
 		echo "ok $n - $name"
 	else
