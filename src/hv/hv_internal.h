@@ -26,6 +26,13 @@ struct hv_sint_queue {
 	bool event_pending; /* an event flag was set while the SINT was masked */
 };
 
+struct hv_stimer {
+	uint64_t config, count;
+	int fd; /* timerfd, created on first arm; -1 before */
+	bool armed;
+	uint64_t expiry; /* reference time (100 ns) of the next expiration */
+};
+
 struct hv_vp {
 	pthread_mutex_t lock; /* SynIC registers, page pointers and queues of this VP */
 	uint64_t vp_assist;
@@ -34,8 +41,7 @@ struct hv_vp {
 	uint8_t *sim; /* host view of the SIM page, NULL unless enabled and in RAM */
 	uint8_t *sief; /* same for SIEF */
 	struct hv_sint_queue q[HV_SINT_COUNT];
-	uint64_t stimer_config[HV_STIMER_COUNT];
-	uint64_t stimer_count[HV_STIMER_COUNT];
+	struct hv_stimer st[HV_STIMER_COUNT];
 };
 
 enum hv_conn_kind {
@@ -79,6 +85,11 @@ struct hv_partition {
 	struct hv_hypercall_desc extra[HV_MAX_EXTRA_HYPERCALLS];
 	unsigned nextra;
 
+	pthread_mutex_t timer_lock; /* starts the timer thread once */
+	bool timer_thread_started;
+	int timer_epfd, timer_stopfd;
+	pthread_t timer_thread;
+
 	struct hv_vp vps[];
 };
 
@@ -92,6 +103,16 @@ static inline struct hv_vp *hv_vp_get(struct hv_partition *part, unsigned vp)
 void hv_synic_remap_locked(struct hv_partition *part, unsigned vp, bool sim);
 void hv_synic_retry_locked(struct hv_partition *part, unsigned vp);
 void hv_synic_reset_locked(struct hv_vp *v);
+
+int hv_synic_post_locked(struct hv_partition *part, unsigned vp, unsigned sint,
+			 const struct hv_message *msg);
+
+/* hv_stimer.c: MSR access (vp->lock held), per-VP reset, partition teardown. */
+int hv_stimer_write_locked(struct hv_partition *part, unsigned vp, unsigned n, bool count,
+			   uint64_t val);
+void hv_stimer_reset_locked(struct hv_vp *v);
+void hv_stimer_init(struct hv_partition *part);
+void hv_stimer_destroy(struct hv_partition *part);
 
 /* hv_partition.c */
 void hv_ref_tsc_page_update(struct hv_partition *part);

@@ -178,15 +178,7 @@ static int hv_msr_write_vp(struct hv_partition *part, unsigned vp, struct hv_vp 
 	if (hv_msr_is_stimer(msr)) {
 		unsigned n = (msr - HV_MSR_STIMER0_CONFIG) / 2;
 
-		if ((msr - HV_MSR_STIMER0_CONFIG) % 2 == 0) {
-			if (val & ~HV_STIMER_VALID_BITS)
-				return HV_MSR_GP;
-			/* Stored and validated only: stimers are not offered in CPUID yet. */
-			v->stimer_config[n] = val;
-		} else {
-			v->stimer_count[n] = val;
-		}
-		return HV_MSR_OK;
+		return hv_stimer_write_locked(part, vp, n, (msr - HV_MSR_STIMER0_CONFIG) % 2, val);
 	}
 	return HV_MSR_UNHANDLED;
 }
@@ -222,7 +214,7 @@ static int hv_msr_read_vp(struct hv_vp *v, uint32_t msr, uint64_t *val)
 	if (hv_msr_is_stimer(msr)) {
 		unsigned n = (msr - HV_MSR_STIMER0_CONFIG) / 2;
 
-		*val = (msr - HV_MSR_STIMER0_CONFIG) % 2 ? v->stimer_count[n] : v->stimer_config[n];
+		*val = (msr - HV_MSR_STIMER0_CONFIG) % 2 ? v->st[n].count : v->st[n].config;
 		return HV_MSR_OK;
 	}
 	return HV_MSR_UNHANDLED;

@@ -45,7 +45,10 @@ struct hv_partition *hv_partition_create(struct guest_mem *gm, unsigned nvps,
 		part->tsc_offset = -(int64_t)(((unsigned __int128)tsc0 * part->tsc_scale) >> 64);
 		part->ref_tsc = true;
 	}
+	hv_stimer_init(part);
 	for (unsigned i = 0; i < nvps; i++) {
+		for (unsigned n = 0; n < HV_STIMER_COUNT; n++)
+			part->vps[i].st[n].fd = -1;
 		pthread_mutex_init(&part->vps[i].lock, NULL);
 		hv_vp_reset(part, i);
 	}
@@ -56,6 +59,7 @@ void hv_partition_destroy(struct hv_partition *part)
 {
 	if (!part)
 		return;
+	hv_stimer_destroy(part); /* stops the timer thread before VP state goes away */
 	for (unsigned i = 0; i < part->nvps; i++) {
 		pthread_mutex_lock(&part->vps[i].lock);
 		hv_synic_reset_locked(&part->vps[i]);
@@ -86,8 +90,7 @@ void hv_vp_reset(struct hv_partition *part, unsigned vp)
 	pthread_mutex_lock(&v->lock);
 	hv_synic_reset_locked(v);
 	v->vp_assist = 0;
-	memset(v->stimer_config, 0, sizeof(v->stimer_config));
-	memset(v->stimer_count, 0, sizeof(v->stimer_count));
+	hv_stimer_reset_locked(v);
 	pthread_mutex_unlock(&v->lock);
 }
 

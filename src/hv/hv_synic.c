@@ -135,30 +135,21 @@ void hv_synic_reset_locked(struct hv_vp *v)
 	v->sief = NULL;
 }
 
-int hv_synic_post_message(struct hv_partition *part, unsigned vp, unsigned sint,
-			  const struct hv_message *msg)
+int hv_synic_post_locked(struct hv_partition *part, unsigned vp, unsigned sint,
+			 const struct hv_message *msg)
 {
-	struct hv_vp *v = hv_vp_get(part, vp);
+	struct hv_vp *v = &part->vps[vp];
+	struct hv_sint_queue *q = &v->q[sint];
 	struct hv_msg_node *n;
-	struct hv_sint_queue *q;
 
-	if (!v || sint >= HV_SINT_COUNT || !msg || msg->header.message_type == HVMSG_NONE ||
-	    msg->header.payload_size > HV_MESSAGE_PAYLOAD_MAX)
-		return -EINVAL;
+	if (q->count >= HV_SYNIC_QUEUE_MAX)
+		return -ENOSPC;
 	n = malloc(sizeof(*n));
 	if (!n)
 		return -ENOMEM;
 	n->next = NULL;
 	n->msg.header = msg->header;
 	memcpy(n->msg.payload, msg->payload, msg->header.payload_size);
-
-	pthread_mutex_lock(&v->lock);
-	q = &v->q[sint];
-	if (q->count >= HV_SYNIC_QUEUE_MAX) {
-		pthread_mutex_unlock(&v->lock);
-		free(n);
-		return -ENOSPC;
-	}
 	/* Always through the queue: keeps order with messages already waiting. */
 	if (q->tail)
 		q->tail->next = n;
@@ -167,8 +158,22 @@ int hv_synic_post_message(struct hv_partition *part, unsigned vp, unsigned sint,
 	q->tail = n;
 	q->count++;
 	hv_synic_deliver_locked(part, vp, sint);
-	pthread_mutex_unlock(&v->lock);
 	return 0;
+}
+
+int hv_synic_post_message(struct hv_partition *part, unsigned vp, unsigned sint,
+			  const struct hv_message *msg)
+{
+	struct hv_vp *v = hv_vp_get(part, vp);
+	int ret;
+
+	if (!v || sint >= HV_SINT_COUNT || !msg || msg->header.message_type == HVMSG_NONE ||
+	    msg->header.payload_size > HV_MESSAGE_PAYLOAD_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&v->lock);
+	ret = hv_synic_post_locked(part, vp, sint, msg);
+	pthread_mutex_unlock(&v->lock);
+	return ret;
 }
 
 int hv_synic_signal_event(struct hv_partition *part, unsigned vp, unsigned sint,
