@@ -35,6 +35,7 @@ static const struct guid guid_logical = VHDX_GUID_LOGICAL_SECTOR;
 static const struct guid guid_physical = VHDX_GUID_PHYSICAL_SECTOR;
 static const struct guid guid_locator = VHDX_GUID_PARENT_LOCATOR;
 static const struct guid guid_locator_type = VHDX_GUID_PARENT_TYPE_VHDX;
+static const struct guid guid_incomplete = VHDX_GUID_INCOMPLETE_FILE;
 
 /* Replayed-but-not-written pages of a read-only open with a dirty log. */
 struct vhdx_overlay {
@@ -697,6 +698,11 @@ static int open_metadata(struct vhdx *v, struct locator *loc, bool *have_loc)
 		for (k = 0; k < ARRAY_SIZE(items); k++)
 			if (guid_equal(&e->item_id, items[k].id))
 				break;
+		if (guid_equal(&e->item_id, &guid_incomplete)) {
+			err_set("%s: VHDX image is marked as still being created (incomplete file)",
+				v->path);
+			goto out;
+		}
 		if (k == ARRAY_SIZE(items)) {
 			if (e->flags & VHDX_META_IS_REQUIRED) {
 				err_set("%s: VHDX image needs metadata item {%s} which this version "

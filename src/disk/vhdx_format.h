@@ -254,6 +254,14 @@ _Static_assert(sizeof(struct vhdx_parent_locator_entry) == 12, "locator entry si
 				0x48, 0x34, 0xab, 0x0c                                          \
 		}                                                                               \
 	}
+/* Metadata item marking a file that is still being created: not openable. */
+#define VHDX_GUID_INCOMPLETE_FILE                                                               \
+	{                                                                                       \
+		{                                                                               \
+			0xf0, 0x85, 0xcc, 0x71, 0x69, 0x1b, 0x28, 0x4e, 0x95, 0x58, 0xc3, 0xbf, \
+				0x83, 0xae, 0x75, 0xd3                                          \
+		}                                                                               \
+	}
 #define VHDX_GUID_PARENT_TYPE_VHDX                                                              \
 	{                                                                                       \
 		{                                                                               \
