@@ -29,6 +29,23 @@
 #define APIC_DM_NMI 0x400
 #define APIC_DM_EXTINT 0x700
 
+static __thread struct vid_vcpu *vid_current_vcpu;
+
+struct vid_vcpu *vid_vcpu_current(void)
+{
+	return vid_current_vcpu;
+}
+
+int vid_vcpu_get_regs(struct vid_vcpu *v, struct kvm_regs *regs)
+{
+	return ioctl(v->fd, KVM_GET_REGS, regs) < 0 ? -errno : 0;
+}
+
+int vid_vcpu_set_regs(struct vid_vcpu *v, const struct kvm_regs *regs)
+{
+	return ioctl(v->fd, KVM_SET_REGS, regs) < 0 ? -errno : 0;
+}
+
 static void vid_kick_handler(int sig)
 {
 	/* Only there so that the signal interrupts KVM_RUN with EINTR. */
@@ -290,6 +307,71 @@ void vid_partition_request_stop(struct vid_partition *p, enum vid_stop_reason re
 		log_warn("vid", "cannot signal the stop eventfd: %s", strerror(errno));
 }
 
+int vid_partition_trap_msrs(struct vid_partition *p, uint32_t base, uint32_t count, vid_msr_fn *fn,
+			    void *opaque)
+{
+	struct kvm_enable_cap cap = {
+		.cap = KVM_CAP_X86_USER_SPACE_MSR,
+		.args[0] = KVM_MSR_EXIT_REASON_FILTER | KVM_MSR_EXIT_REASON_UNKNOWN,
+	};
+	struct kvm_msr_filter filter = {.flags = KVM_MSR_FILTER_DEFAULT_ALLOW};
+	uint8_t *deny;
+
+	if (count == 0 || count > 0x10000) {
+		err_set("MSR trap range of %u MSRs is out of range (1..65536)", count);
+		return -EINVAL;
+	}
+	if (ioctl(p->kvm->fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_USER_SPACE_MSR) <= 0 ||
+	    ioctl(p->kvm->fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_MSR_FILTER) <= 0) {
+		err_set("KVM is too old: KVM_CAP_X86_USER_SPACE_MSR / KVM_CAP_X86_MSR_FILTER "
+			"missing (Viridian needs Linux 5.10 or newer for Hyper-V emulation)");
+		return -EOPNOTSUPP;
+	}
+	if (ioctl(p->vm_fd, KVM_ENABLE_CAP, &cap) < 0)
+		return vid_ioctl_fail("KVM_ENABLE_CAP(KVM_CAP_X86_USER_SPACE_MSR)");
+	/* A clear bit denies the MSR in KVM, which then exits to us with reason FILTER. */
+	deny = calloc(1, DIV_ROUND_UP(count, 8));
+	if (!deny) {
+		err_set("out of memory");
+		return -ENOMEM;
+	}
+	filter.ranges[0] = (struct kvm_msr_filter_range){
+		.flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE,
+		.nmsrs = count,
+		.base = base,
+		.bitmap = deny,
+	};
+	if (ioctl(p->vm_fd, KVM_X86_SET_MSR_FILTER, &filter) < 0) {
+		int r = vid_ioctl_fail("KVM_X86_SET_MSR_FILTER");
+
+		free(deny);
+		return r;
+	}
+	free(deny); /* KVM copies the bitmap */
+	p->msr_fn = fn;
+	p->msr_opaque = opaque;
+	return 0;
+}
+
+int vid_partition_signal_msi(struct vid_partition *p, uint32_t apic_id, uint8_t vector)
+{
+	/* Physical destination, fixed delivery, edge: address carries the APIC ID. */
+	struct kvm_msi msi = {
+		.address_lo = 0xfee00000u | ((apic_id & 0xff) << 12),
+		.address_hi = 0,
+		.data = vector,
+	};
+
+	if (ioctl(p->vm_fd, KVM_SIGNAL_MSI, &msi) < 0) {
+		int e = errno;
+
+		log_warn_ratelimited("vid", "KVM_SIGNAL_MSI to APIC %u vector %u: %s", apic_id,
+				     vector, strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
 void vid_partition_irq_set(void *opaque, unsigned irq, int level)
 {
 	struct vid_partition *p = opaque;
@@ -445,6 +527,24 @@ void vid_vcpu_handle_exit(struct vid_vcpu *v)
 	case KVM_EXIT_INTERNAL_ERROR:
 		vid_vcpu_internal_error(v);
 		break;
+	case KVM_EXIT_X86_RDMSR:
+	case KVM_EXIT_X86_WRMSR: {
+		bool wr = run->exit_reason == KVM_EXIT_X86_WRMSR;
+		uint64_t data = wr ? run->msr.data : 0;
+
+		/* Nobody claimed it, or the handler refused: the guest gets #GP, as on hardware. */
+		if (!p->msr_fn ||
+		    p->msr_fn(p->msr_opaque, v->index, wr, run->msr.index, &data) < 0) {
+			run->msr.error = 1;
+			log_debug("vid", "vCPU %u: %s of MSR 0x%x -> #GP", v->index,
+				  wr ? "write" : "read", run->msr.index);
+		} else {
+			run->msr.error = 0;
+			if (!wr)
+				run->msr.data = data;
+		}
+		break;
+	}
 	case KVM_EXIT_FAIL_ENTRY:
 		vid_partition_request_stop(
 			p, VID_STOP_EMULATION,
@@ -472,6 +572,7 @@ static void *vid_vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, VID_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	vid_current_vcpu = v;
 	while (atomic_load(&p->stop_reason) == VID_RUNNING) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)

@@ -40,6 +40,11 @@ struct vid_vcpu;
  * as an unexpected exit. Set p->exit_hook before vid_partition_start().
  */
 typedef bool vid_exit_hook_fn(void *opaque, struct vid_vcpu *v);
+/*
+ * MSR accesses trapped with vid_partition_trap_msrs() (KVM_EXIT_X86_RDMSR/WRMSR). Fill *data
+ * on reads; return 0, or -1 to give the guest #GP. Runs on vCPU vp's thread.
+ */
+typedef int vid_msr_fn(void *opaque, unsigned vp, bool is_write, uint32_t index, uint64_t *data);
 
 struct vid_vcpu {
 	struct vid_partition *p;
@@ -61,6 +66,8 @@ struct vid_partition {
 	void *cpuid_hook_opaque;
 	vid_exit_hook_fn *exit_hook;
 	void *exit_hook_opaque;
+	vid_msr_fn *msr_fn;
+	void *msr_opaque;
 	pthread_mutex_t stop_lock;
 	_Atomic int stop_reason;
 	char stop_detail[512];
@@ -94,6 +101,23 @@ void vid_partition_request_stop(struct vid_partition *p, enum vid_stop_reason re
 /* Joins the vCPU threads (after a stop was requested) and returns the reason. */
 enum vid_stop_reason vid_partition_wait(struct vid_partition *p);
 void vid_partition_destroy(struct vid_partition *p);
+
+/*
+ * Sends MSRs [base, base + count) to user space (KVM_CAP_X86_USER_SPACE_MSR + an MSR filter
+ * that denies the range, so KVM exits even where it could handle them in the kernel) and to
+ * fn. Call before vid_partition_start(). 0 or -errno + err_set().
+ */
+int vid_partition_trap_msrs(struct vid_partition *p, uint32_t base, uint32_t count, vid_msr_fn *fn,
+			    void *opaque);
+/* Fixed, edge-triggered interrupt `vector` to the LAPIC with this APIC ID (KVM_SIGNAL_MSI). */
+int vid_partition_signal_msi(struct vid_partition *p, uint32_t apic_id, uint8_t vector);
+/*
+ * The vCPU whose thread is running the caller, or NULL outside vCPU threads: lets a port I/O
+ * handler (the hypercall port) find the registers of the vCPU that made the access.
+ */
+struct vid_vcpu *vid_vcpu_current(void);
+int vid_vcpu_get_regs(struct vid_vcpu *v, struct kvm_regs *regs);
+int vid_vcpu_set_regs(struct vid_vcpu *v, const struct kvm_regs *regs);
 
 /* dev_irq callback: drives ISA IRQ line `irq` of the in-kernel PIC and IOAPIC. */
 void vid_partition_irq_set(void *opaque, unsigned irq, int level);

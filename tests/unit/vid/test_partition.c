@@ -259,6 +259,53 @@ static void test_exit_hook(void **state)
 	fake_teardown(&p);
 }
 
+static int msr_fn(void *opaque, unsigned vp, bool is_write, uint32_t index, uint64_t *data)
+{
+	uint64_t *store = opaque;
+
+	if (index != 0x40000000)
+		return -1;
+	if (is_write)
+		*store = *data;
+	else
+		*data = *store + vp;
+	return 0;
+}
+
+static void test_msr_exits(void **state)
+{
+	struct vid_partition p;
+	struct kvm_run *run;
+	uint64_t store = 0;
+
+	fake_setup(&p, 2);
+	run = p.vcpus[1].run;
+	/* No handler: #GP to the guest, partition keeps running. */
+	run->exit_reason = KVM_EXIT_X86_RDMSR;
+	run->msr.index = 0x40000000;
+	vid_vcpu_handle_exit(&p.vcpus[1]);
+	assert_int_equal(run->msr.error, 1);
+	p.msr_fn = msr_fn;
+	p.msr_opaque = &store;
+	run->exit_reason = KVM_EXIT_X86_WRMSR;
+	run->msr.data = 0x1234;
+	vid_vcpu_handle_exit(&p.vcpus[1]);
+	assert_int_equal(run->msr.error, 0);
+	assert_int_equal(store, 0x1234);
+	run->exit_reason = KVM_EXIT_X86_RDMSR;
+	run->msr.data = 0;
+	vid_vcpu_handle_exit(&p.vcpus[1]);
+	assert_int_equal(run->msr.error, 0);
+	assert_int_equal(run->msr.data, 0x1235); /* vCPU index passed through */
+	run->msr.index = 0x40000001;
+	vid_vcpu_handle_exit(&p.vcpus[1]);
+	assert_int_equal(run->msr.error, 1);
+	assert_int_equal(atomic_load(&p.stop_reason), VID_RUNNING);
+	/* Outside a vCPU thread there is no current vCPU. */
+	assert_null(vid_vcpu_current());
+	fake_teardown(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -268,6 +315,7 @@ int main(void)
 		cmocka_unit_test(test_emulation_failure_report),
 		cmocka_unit_test(test_system_events),
 		cmocka_unit_test(test_exit_hook),
+		cmocka_unit_test(test_msr_exits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
