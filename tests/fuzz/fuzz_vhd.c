@@ -18,6 +18,13 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char img[96];
+static char img_dir[64];
+
+static void fuzz_vhd_cleanup(void)
+{
+	unlink(img);
+	rmdir(img_dir);
+}
 
 static void fuzz_vhd_touch(struct blockdev *bd)
 {
@@ -50,11 +57,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int fd;
 
 	if (!img[0]) {
-		char dir[] = "/tmp/fuzz_vhd.XXXXXX";
-
-		if (!mkdtemp(dir))
+		snprintf(img_dir, sizeof(img_dir), "/tmp/fuzz_vhd.XXXXXX");
+		if (!mkdtemp(img_dir))
 			abort();
-		snprintf(img, sizeof(img), "%s/img.vhd", dir);
+		snprintf(img, sizeof(img), "%s/img.vhd", img_dir);
+		atexit(fuzz_vhd_cleanup);
 		log_set_level(LOG_ERROR);
 	}
 	fd = open(img, O_WRONLY | O_CREAT | O_TRUNC, 0600);
