@@ -35,9 +35,9 @@ struct vid_partition;
 struct vid_vcpu;
 
 /*
- * For exits vid does not handle itself (e.g. KVM_EXIT_X86_RDMSR/WRMSR once the hv layer turns
- * on user-space MSR exits). Returns true when it handled the exit; false stops the partition
- * as an unexpected exit. Set p->exit_hook before vid_partition_start().
+ * For exits vid does not handle itself (e.g. KVM_EXIT_HYPERCALL if a layer enables it). Returns
+ * true when it handled the exit; false stops the partition as an unexpected exit. Set p->exit_hook
+ * before vid_partition_start().
  */
 typedef bool vid_exit_hook_fn(void *opaque, struct vid_vcpu *v);
 /*

@@ -233,10 +233,10 @@ static void test_system_events(void **state)
 
 static unsigned hook_calls;
 
-static bool msr_hook(void *opaque, struct vid_vcpu *v)
+static bool hypercall_hook(void *opaque, struct vid_vcpu *v)
 {
 	hook_calls++;
-	return v->run->exit_reason == KVM_EXIT_X86_RDMSR;
+	return v->run->exit_reason == KVM_EXIT_HYPERCALL;
 }
 
 static void test_exit_hook(void **state)
@@ -245,8 +245,8 @@ static void test_exit_hook(void **state)
 
 	fake_setup(&p, 1);
 	hook_calls = 0;
-	p.exit_hook = msr_hook;
-	p.vcpus[0].run->exit_reason = KVM_EXIT_X86_RDMSR;
+	p.exit_hook = hypercall_hook;
+	p.vcpus[0].run->exit_reason = KVM_EXIT_HYPERCALL;
 	vid_vcpu_handle_exit(&p.vcpus[0]);
 	assert_int_equal(hook_calls, 1);
 	assert_int_equal(atomic_load(&p.stop_reason), VID_RUNNING);
