@@ -33,7 +33,7 @@ struct hv_callbacks {
 	 * the two agree exactly. Without them, TIME_REF_COUNT runs from CLOCK_MONOTONIC and the
 	 * TSC page is never made valid (sequence stays 0).
 	 */
-	uint64_t (*read_guest_tsc)(void *opaque, unsigned vp);
+	uint64_t (*read_guest_tsc)(void *opaque, unsigned vp); /* any thread (timers) */
 	uint64_t guest_tsc_hz;
 };
 
@@ -46,7 +46,10 @@ unsigned hv_partition_nvps(const struct hv_partition *part);
 /* True when REFERENCE_TSC can be offered (pass to hv_cpuid_fill). */
 int hv_partition_has_ref_tsc(const struct hv_partition *part);
 
-/* Per-VP architectural reset (INIT/reset): SynIC masked and disabled, queues dropped, stimers. */
+/*
+ * Per-VP architectural reset (INIT/reset): SINTs masked, SCONTROL/SIMP/SIEFP/VP-assist 0,
+ * queued messages dropped, stimers stopped and cleared.
+ */
 void hv_vp_reset(struct hv_partition *part, unsigned vp);
 
 /* Current reference time (100 ns units since partition creation), as TIME_REF_COUNT reads. */

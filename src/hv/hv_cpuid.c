@@ -33,12 +33,15 @@ int hv_cpuid_fill(struct hv_cpuid_entry *out, unsigned max, const struct hv_cpui
 		priv_a |= HV_PRIV_FREQUENCY_MSRS;
 	/*
 	 * TIME_REF_COUNT and REFERENCE_TSC only together with a valid TSC page: otherwise every
-	 * sched_clock() would be an MSR exit to user space (§1.3, §9.6). No SYNTIMER (bit 3):
-	 * stimers are not emulated yet and would replace the LAPIC timer. No APIC_ACCESS (4):
-	 * MSRs 0x70-0x72 are not handled. No VP_RUNTIME/RESET/GUEST_IDLE: not implemented.
+	 * sched_clock() would be an MSR exit to user space (§1.3, §9.6). SYNTIMER (bit 3, with
+	 * direct mode EDX bit 19) only on request: the stimer clockevent (rating 1000) replaces
+	 * the LAPIC timer, and every timer arm becomes an MSR exit here (§9.6). No APIC_ACCESS
+	 * (4): MSRs 0x70-0x72 are not handled. No VP_RUNTIME/RESET/GUEST_IDLE: not implemented.
 	 */
 	if (cfg->ref_tsc)
 		priv_a |= HV_PRIV_TIME_REF_COUNT | HV_PRIV_REFERENCE_TSC;
+	if (cfg->stimers)
+		priv_a |= HV_PRIV_SYNTIMER;
 
 	const struct hv_cpuid_entry table[HV_CPUID_NLEAVES] = {
 		/* Vendor "Microsoft Hv"; max leaf. */
@@ -53,10 +56,11 @@ int hv_cpuid_fill(struct hv_cpuid_entry *out, unsigned max, const struct hv_cpui
 		 * in a child), CPU_MANAGEMENT (12: root partition, no VMBus), EXT_HYPERCALLS
 		 * (20: 0x8001 unimplemented) or ISOLATION (22: confidential-VM paths).
 		 * EDX: frequency MSRs (with EAX bit 11) and crash MSRs (panic text, exit 4). No
-		 * XMM hypercall input/output, no stimer direct mode.
+		 * XMM hypercall input/output. Stimer direct mode along with stimers.
 		 */
 		{HV_CPUID_FEATURES, priv_a, HV_PRIVB_POST_MESSAGES | HV_PRIVB_SIGNAL_EVENTS, 0,
-		 (cfg->freq_msrs ? HV_FEAT_FREQUENCY_MSRS : 0) | HV_FEAT_CRASH_MSRS},
+		 (cfg->freq_msrs ? HV_FEAT_FREQUENCY_MSRS : 0) | HV_FEAT_CRASH_MSRS |
+			 (cfg->stimers ? HV_FEAT_STIMER_DIRECT : 0)},
 		/*
 		 * EAX: DEPRECATING_AEOI only: KVM's LAPIC has no auto-EOI for a user-space SynIC,
 		 * so the guest must EOI itself (§4.4, mandatory). No APIC_ACCESS hint (3): every

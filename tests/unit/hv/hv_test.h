@@ -73,6 +73,19 @@ static inline unsigned hv_test_nirq(struct hv_fixture *f)
 	return n;
 }
 
+/* Vector of the i-th injected interrupt (read under the lock: timers inject from a thread). */
+static inline uint8_t hv_test_irq_vector(struct hv_fixture *f, unsigned i, unsigned *vp)
+{
+	uint8_t v;
+
+	pthread_mutex_lock(&f->irq_lock);
+	v = f->irq[i].vector;
+	if (vp)
+		*vp = f->irq[i].vp;
+	pthread_mutex_unlock(&f->irq_lock);
+	return v;
+}
+
 static inline int hv_test_setup_n(void **state, unsigned nvps, int with_tsc)
 {
 	struct hv_fixture *f = calloc(1, sizeof(*f));

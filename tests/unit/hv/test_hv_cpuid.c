@@ -80,6 +80,10 @@ static void test_ref_tsc(void **state)
 
 	assert_int_equal(hv_cpuid_fill(e, 11, &cfg), 11);
 	assert_int_equal(find(e, 11, 0x40000003)->eax, 0x00008A66);
+	cfg.stimers = true;
+	assert_int_equal(hv_cpuid_fill(e, 11, &cfg), 11);
+	assert_int_equal(find(e, 11, 0x40000003)->eax, 0x00008A6E);
+	assert_int_equal(find(e, 11, 0x40000003)->edx, 0x00080500);
 }
 
 static void test_no_tsc_rate(void **state)
