@@ -26,6 +26,7 @@ struct hv_cpuid_config {
 	unsigned nvps;
 	bool ref_tsc; /* a valid reference TSC page is kept (hv_partition_has_ref_tsc) */
 	bool freq_msrs; /* TSC_FREQUENCY can be answered (guest_tsc_hz known) */
+	bool stimers; /* offer synthetic timers (off by default: see hv_cpuid.c) */
 };
 
 struct hv_partition;
