@@ -2,10 +2,12 @@
 /*
  * VHDX driver (vhdx.c) and its log (vhdx_log.c).
  *
- * Test hook: with VIRIDIAN_VHDX_CRASH_AFTER_LOG=1 in the environment, the
- * process calls _exit(137) right after a log entry has been written and
- * flushed, before it is applied in place. The image is then left with a dirty
- * log that a read-write open (or 'check --repair') must replay.
+ * Test hook: with VIRIDIAN_VHDX_CRASH_AFTER_LOG=N (N >= 1) in the environment,
+ * the process calls _exit(137) right after its N-th log entry has been written
+ * and flushed, before that entry is applied in place (=1: the first one). The
+ * image is then left with a dirty log that a read-write open (or
+ * 'viridian vhd check --repair') must replay. Every VHDX metadata change
+ * (block allocation, sector bitmap update, discard, resize) writes one entry.
  */
 #ifndef VIRIDIAN_DISK_VHDX_H
 #define VIRIDIAN_DISK_VHDX_H

@@ -289,8 +289,11 @@ int vhdx_log_write(struct vhdx_log *log, const struct vhdx_log_page *pages, unsi
 		err_set("cannot write the VHDX log: %s", strerror(-r));
 		return r;
 	}
+	/* Test hook (vhdx.h): die after the N-th flushed entry, before applying it. */
+	static _Atomic unsigned long entries_written;
 	const char *crash = getenv(VHDX_CRASH_ENV);
-	if (crash && crash[0] == '1')
+	unsigned long crash_at = crash ? strtoul(crash, NULL, 10) : 0;
+	if (crash_at && ++entries_written == crash_at)
 		_exit(137);
 	for (unsigned i = 0; i < npages && !r; i++)
 		r = util_pwrite_full(log->fd, pages[i].data, SECT, (off_t)pages[i].file_offset);

@@ -432,6 +432,30 @@ static void test_log_replay(void **state)
 		qemu_compare(p, model, size);
 	}
 
+	/* Crash after the 3rd log entry of a session. */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		setenv(VHDX_CRASH_ENV, "3", 1);
+		if (disk_open(p, DISK_FORMAT_VHDX, 0, &bd))
+			_exit(1);
+		uint8_t b[4096];
+		for (int i = 0; i < 4; i++) {
+			fill(b, sizeof(b), (uint8_t)(0x70 + i));
+			blockdev_write(bd, b, sizeof(b), (uint64_t)(i + 1) * MIB, 0);
+		}
+		_exit(2);
+	}
+	int wst;
+	assert_int_equal(waitpid(pid, &wst, 0), pid);
+	assert_int_equal(WEXITSTATUS(wst), 137);
+	/* 3 MiB was allocated before: the 3rd entry is the 4 MiB block, logged and replayed. */
+	for (int i = 0; i < 4; i++)
+		fill(model + (uint64_t)(i + 1) * MIB, 4096, (uint8_t)(0x70 + i));
+	bd = open_img(p, 0);
+	compare(bd, model, size);
+	assert_int_equal(blockdev_close(bd), 0);
+
 	/* A read-write open replays too. */
 	crash_write(p, 5 * MIB, 3);
 	fill(model + 5 * MIB, 4096, 3);
