@@ -126,8 +126,13 @@ int boot_load_bzimage(struct guest_mem *gm, const uint8_t *img, size_t len, cons
 		load = rd64(img + HDR_PREF_ADDRESS);
 	}
 	kend = MAX(init_size, sys_size);
-	if (load < BOOT_LOW_MEM_END || load >= UINT64_MAX - kend ||
-	    !guest_mem_range_is_ram(gm, load, kend)) {
+	if (load < BOOT_LOW_MEM_END) {
+		err_set("'%s' is not relocatable and must load at 0x%llx, inside the first MiB "
+			"the loader uses; use a relocatable kernel",
+			name, (unsigned long long)load);
+		return -ENOEXEC;
+	}
+	if (load >= UINT64_MAX - kend || !guest_mem_range_is_ram(gm, load, kend)) {
 		err_set("kernel too large for %lluM of guest RAM (needs 0x%llx..0x%llx)",
 			(unsigned long long)(gm->ram_size / MIB), (unsigned long long)load,
 			(unsigned long long)(load + kend));

@@ -26,9 +26,12 @@ struct pvh_seg {
 	uint64_t off, paddr, filesz, memsz;
 };
 
-/* Finds the PVH entry among the notes in [off, off + size) of the file. 0 if none. */
+/*
+ * Finds the PVH entry among the notes in [off, off + size) of the file; notes
+ * are padded to 4 bytes, or 8 when the segment says so. 0 if none.
+ */
 static int pvh_scan_notes(const uint8_t *img, size_t len, uint64_t off, uint64_t size,
-			  const char *name, uint32_t *entry, bool *found)
+			  uint64_t align, const char *name, uint32_t *entry, bool *found)
 {
 	uint64_t pos = off, end;
 
@@ -41,11 +44,11 @@ static int pvh_scan_notes(const uint8_t *img, size_t len, uint64_t off, uint64_t
 		uint64_t namesz = rd32(img + pos), descsz = rd32(img + pos + 4);
 		uint32_t type = rd32(img + pos + 8);
 		uint64_t name_off = pos + 12;
-		uint64_t desc_off = name_off + ALIGN_UP(namesz, 4);
-		uint64_t next = desc_off + ALIGN_UP(descsz, 4);
+		uint64_t desc_off = name_off + ALIGN_UP(namesz, align);
+		uint64_t next = desc_off + ALIGN_UP(descsz, align);
 
-		/* All values are at most 2^32 + 3, so these sums cannot overflow. */
-		if (desc_off > end || next > end + 3 || desc_off + descsz > end) {
+		/* All values are at most 2^32 + 7, so these sums cannot overflow. */
+		if (desc_off > end || desc_off + descsz > end) {
 			err_set("'%s': malformed ELF note (name %llu, desc %llu bytes)", name,
 				(unsigned long long)namesz, (unsigned long long)descsz);
 			return -ENOEXEC;
@@ -76,7 +79,7 @@ int boot_load_pvh(struct guest_mem *gm, const uint8_t *img, size_t len, const ch
 	unsigned phnum, phentsize;
 	uint32_t entry = 0;
 	bool found = false, entry_ok = false;
-	int ret;
+	int ret, note_err = 0;
 
 	if (len < EHDR_SIZE || img[4] != 2 || img[5] != 1 || rd16(img + 18) != EM_X86_64) {
 		err_set("'%s' is not a Linux bzImage or an ELF kernel with a PVH note "
@@ -104,9 +107,11 @@ int boot_load_pvh(struct guest_mem *gm, const uint8_t *img, size_t len, const ch
 		};
 
 		if (type == PT_NOTE && !found) {
-			ret = pvh_scan_notes(img, len, s.off, s.filesz, name, &entry, &found);
+			/* A bad note segment only matters if no other one has the entry. */
+			ret = pvh_scan_notes(img, len, s.off, s.filesz, rd64(ph + 48) == 8 ? 8 : 4,
+					     name, &entry, &found);
 			if (ret)
-				return ret;
+				note_err = ret;
 		}
 		if (type != PT_LOAD || s.memsz == 0)
 			continue;
@@ -139,6 +144,8 @@ int boot_load_pvh(struct guest_mem *gm, const uint8_t *img, size_t len, const ch
 		kstart = MIN(kstart, s.paddr);
 		kend = MAX(kend, s.paddr + s.memsz);
 	}
+	if (!found && note_err)
+		return note_err;
 	if (!found) {
 		err_set("'%s' is an ELF file without a Xen PVH entry note "
 			"(XEN_ELFNOTE_PHYS32_ENTRY); build the kernel with CONFIG_PVH=y or use "

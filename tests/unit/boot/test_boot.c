@@ -961,7 +961,16 @@ static void test_bzimage_hostile(void **state)
 	put64(t + HDR_PREF_ADDRESS, 0xfffffffffffff000ull);
 	expect_reject(e, t, len, "kernel too large");
 	put64(t + HDR_PREF_ADDRESS, 0);
-	expect_reject(e, t, len, "kernel too large");
+	expect_reject(e, t, len, "not relocatable");
+	/* ... but a fixed address in RAM is honoured. */
+	put64(t + HDR_PREF_ADDRESS, 0x2000000);
+	{
+		struct boot_config cfg = {0};
+		struct boot_result r;
+		assert_int_equal(boot_load_image(&e->gm, t, len, "k", &cfg, &r), 0);
+		assert_int_equal(r.kernel_start, 0x2000000);
+		assert_int_equal(r.cpu.rip, 0x2000200);
+	}
 
 	/* Command line longer than cmdline_size. */
 	memcpy(t, img, len);
@@ -1086,6 +1095,30 @@ static void test_elf_hostile(void **state)
 	RESET();
 	put32(note + 8, 17);
 	expect_reject(e, t, len, "PVH entry note");
+	/* 8-byte aligned notes (p_align 8) are parsed with 8-byte padding. */
+	RESET();
+	{
+		uint8_t *nph = t + phoff + 112, *n8 = t + 0x600;
+		struct boot_config cfg = {0};
+		struct boot_result r;
+
+		put64(nph + 8, 0x600);
+		put64(nph + 32, 12 + 4 + 4 + 8 + 12 + 8 + 8);
+		put64(nph + 48, 8);
+		/* GNU note with a 4-byte name padded to 8, then the Xen note. */
+		put32(n8, 4);
+		put32(n8 + 4, 4);
+		put32(n8 + 8, 5);
+		memcpy(n8 + 12, "GNU", 4);
+		n8 += 12 + 8 + 8;
+		put32(n8, 4);
+		put32(n8 + 4, 8);
+		put32(n8 + 8, 18);
+		memcpy(n8 + 12, "Xen", 4);
+		put64(n8 + 20, ELF_LOAD0 + 0x20);
+		assert_int_equal(boot_load_image(&e->gm, t, len, "k", &cfg, &r), 0);
+		assert_int_equal(r.cpu.rip, ELF_LOAD0 + 0x20);
+	}
 	/* Entry outside the loaded segments. */
 	RESET();
 	put64(note + 16, 0x3000000);
