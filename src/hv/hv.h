@@ -52,6 +52,12 @@ int hv_partition_has_ref_tsc(const struct hv_partition *part);
  */
 void hv_vp_reset(struct hv_partition *part, unsigned vp);
 
+/*
+ * Whole-VM reset (reboot): partition-wide MSRs (guest OS ID, hypercall page, reference TSC page,
+ * crash, invariant-TSC control) cleared and every VP reset. Registered ports stay. VPs stopped.
+ */
+void hv_partition_reset(struct hv_partition *part);
+
 /* Current reference time (100 ns units since partition creation), as TIME_REF_COUNT reads. */
 uint64_t hv_ref_time_now(struct hv_partition *part, unsigned vp);
 

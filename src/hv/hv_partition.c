@@ -94,6 +94,19 @@ void hv_vp_reset(struct hv_partition *part, unsigned vp)
 	pthread_mutex_unlock(&v->lock);
 }
 
+void hv_partition_reset(struct hv_partition *part)
+{
+	pthread_mutex_lock(&part->lock);
+	part->guest_os_id = 0;
+	part->hypercall_msr = 0;
+	part->ref_tsc_msr = 0;
+	part->tsc_invariant_ctl = 0;
+	memset(part->crash_p, 0, sizeof(part->crash_p));
+	pthread_mutex_unlock(&part->lock);
+	for (unsigned i = 0; i < part->nvps; i++)
+		hv_vp_reset(part, i);
+}
+
 uint64_t hv_ref_time_now(struct hv_partition *part, unsigned vp)
 {
 	if (part->ref_tsc) {

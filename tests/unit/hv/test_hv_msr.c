@@ -145,6 +145,15 @@ static void test_hypercall_page(void **state)
 	assert_int_equal(hv_msr_write(f->part, 0, HV_MSR_HYPERCALL, LAYOUT_LAPIC_BASE | 1), OK);
 	assert_int_equal(hv_msr_write(f->part, 0, HV_MSR_HYPERCALL, (T_RAM - 0x1000) | 1), OK);
 	assert_int_equal(hv_msr_write(f->part, 0, HV_MSR_HYPERCALL, 0xFFFFFFFFFFFFF001ull), OK);
+	/* Locked: further writes are ignored until the partition is reset. */
+	assert_int_equal(hv_msr_write(f->part, 0, HV_MSR_HYPERCALL, gpa | 3), OK);
+	assert_int_equal(hv_msr_write(f->part, 0, HV_MSR_HYPERCALL, 0), OK);
+	assert_int_equal(rd(f, 0, HV_MSR_HYPERCALL), gpa | 3);
+	hv_partition_reset(f->part);
+	assert_int_equal(rd(f, 0, HV_MSR_HYPERCALL), 0);
+	assert_int_equal(rd(f, 0, HV_MSR_GUEST_OS_ID), 0);
+	assert_int_equal(hv_msr_write(f->part, 0, HV_MSR_GUEST_OS_ID, 1), OK);
+	assert_int_equal(hv_msr_write(f->part, 0, HV_MSR_HYPERCALL, gpa | 1), OK);
 	/* OS ID 0 disables it. */
 	assert_int_equal(hv_msr_write(f->part, 0, HV_MSR_GUEST_OS_ID, 0), OK);
 	assert_int_equal(rd(f, 0, HV_MSR_HYPERCALL) & 1, 0);
