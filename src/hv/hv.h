@@ -4,6 +4,20 @@
  * logic over guest_mem. The vCPU loop (src/vid) calls in on MSR exits and on port I/O to
  * LAYOUT_HV_HYPERCALL_PORT; the hv layer calls out through struct hv_callbacks.
  *
+ * Wiring (vCPU loop, src/vid):
+ *  - setup: hv_partition_create(gm, nvcpus, &cb) with cb.read_guest_tsc/guest_tsc_hz from
+ *    KVM_GET_TSC_KHZ; merge hv_partition_cpuid_fill() into KVM_SET_CPUID2 (+ CPUID.1:ECX[31]);
+ *    KVM_CAP_X86_USER_SPACE_MSR (KVM_MSR_EXIT_REASON_FILTER) and a KVM_X86_SET_MSR_FILTER that
+ *    denies read+write on 0x40000000-0x400001FF;
+ *  - KVM_EXIT_X86_RDMSR/WRMSR in that range: hv_msr_read/hv_msr_write (hv_msr.h);
+ *  - KVM_EXIT_IO out, port LAYOUT_HV_HYPERCALL_PORT, size 4, data HV_HYPERCALL_MAGIC:
+ *    hv_hypercall (hv_hypercall.h), RIP left as KVM reports it;
+ *  - cb.inject_interrupt(vp, vector): KVM_SIGNAL_MSI, address 0xFEE00000 | apic_id(vp) << 12,
+ *    data = vector (fixed, edge);  cb.guest_crash: stop the VM with exit code 4;
+ *  - vCPU INIT/reset: hv_vp_reset; VM reboot: hv_partition_reset.
+ * Callbacks run with hv locks held (and inject_interrupt also on the timer thread): they must
+ * not call back into hv.
+ *
  * Threads: hv_msr_* and hv_hypercall for VP n are called from VP n's thread only.
  * hv_synic_post_message / hv_synic_signal_event may be called from any thread at any time
  * (they take the target VP's lock and use atomics on the guest pages).
