@@ -152,7 +152,7 @@ int vmbus_ring_init(struct vmbus_ring *r, struct guest_mem *gm, const uint64_t *
 		idx = ld_once(&r->ctrl->read_index);
 		if (!index_ok(r, idx))
 			goto proto;
-		r->rd = r->rd_pub = idx;
+		r->rd = r->rd_pub = r->wr_seen = idx;
 		r->bounce = malloc(r->size);
 		if (!r->bounce)
 			goto nomem;
@@ -195,15 +195,22 @@ int vmbus_ring_peek(struct vmbus_ring *r, struct vmbus_pkt *pkt)
 	struct vmbus_pkt_desc d;
 	uint32_t w, avail, len, off;
 
-	w = ld_acquire(&r->ctrl->write_index);
-	if (!index_ok(r, w))
-		return -EPROTO;
+	/*
+	 * Reload the guest's write_index only when the packets it announced last time are used
+	 * up: it only moves forward, and re-reading it per packet bounces its cache line.
+	 */
+	w = r->wr_seen;
+	if (w == r->rd) {
+		w = ld_acquire(&r->ctrl->write_index);
+		if (!index_ok(r, w))
+			return -EPROTO;
+		r->wr_seen = w;
+	}
 	avail = ring_used(r, r->rd, w);
 	if (avail == 0)
 		return -EAGAIN;
 	if (avail < sizeof(d) + VMBUS_PKT_TRAILER_SIZE)
 		return -EPROTO;
-	r->wr_seen = w;
 	off = ring_copy_out(r, r->rd, &d, sizeof(d));
 	(void)off;
 	len = (uint32_t)d.len8 * 8;
