@@ -10,8 +10,9 @@
  *    KVM_CAP_X86_USER_SPACE_MSR (KVM_MSR_EXIT_REASON_FILTER) and a KVM_X86_SET_MSR_FILTER that
  *    denies read+write on 0x40000000-0x400001FF;
  *  - KVM_EXIT_X86_RDMSR/WRMSR in that range: hv_msr_read/hv_msr_write (hv_msr.h);
- *  - KVM_EXIT_IO out, port LAYOUT_HV_HYPERCALL_PORT, size 4, data HV_HYPERCALL_MAGIC:
- *    hv_hypercall (hv_hypercall.h), RIP left as KVM reports it;
+ *  - KVM_EXIT_IO matching hv_hypercall_exit_match() (out, port LAYOUT_HV_HYPERCALL_PORT,
+ *    size 4, data HV_HYPERCALL_MAGIC): hv_hypercall (hv_hypercall.h), RIP left as KVM
+ *    reports it;
  *  - cb.inject_interrupt(vp, vector): KVM_SIGNAL_MSI, address 0xFEE00000 | apic_id(vp) << 12,
  *    data = vector (fixed, edge);  cb.guest_crash: stop the VM with exit code 4;
  *  - vCPU INIT/reset: hv_vp_reset; VM reboot: hv_partition_reset.

@@ -11,8 +11,21 @@
 #include <unistd.h>
 
 #include "hv/hv_internal.h"
+#include "hv/hv_msr.h"
 #include "hv/hv_synic.h"
 #include "lib/log.h"
+#include "vid/layout.h"
+
+bool hv_hypercall_exit_match(bool is_out, uint16_t port, uint8_t size, uint32_t count,
+			     const void *data)
+{
+	uint32_t v;
+
+	if (!is_out || port != LAYOUT_HV_HYPERCALL_PORT || size != 4 || count != 1 || !data)
+		return false;
+	memcpy(&v, data, sizeof(v));
+	return v == HV_HYPERCALL_MAGIC;
+}
 
 static uint64_t hv_hc_result(uint16_t status, uint32_t reps_done)
 {

@@ -11,6 +11,7 @@
 #ifndef VIRIDIAN_HV_HV_HYPERCALL_H
 #define VIRIDIAN_HV_HV_HYPERCALL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "hv/hv.h"
@@ -20,6 +21,13 @@ struct hv_hypercall_regs {
 	uint64_t rdx; /* input GPA, or first fast input (guest RDX, from R10 after the stub) */
 	uint64_t r8; /* output GPA, or second fast input */
 };
+
+/*
+ * True when a port-I/O exit is the hypercall stub's OUT: is_out, port LAYOUT_HV_HYPERCALL_PORT,
+ * size 4, count 1, data (the kvm_run I/O data) == HV_HYPERCALL_MAGIC.
+ */
+bool hv_hypercall_exit_match(bool is_out, uint16_t port, uint8_t size, uint32_t count,
+			     const void *data);
 
 /* Returns the guest's RAX: status | reps_completed << 32. */
 uint64_t hv_hypercall(struct hv_partition *part, unsigned vp, struct hv_hypercall_regs *regs);

@@ -29,6 +29,19 @@ static void put_post(struct hv_fixture *f, uint64_t gpa, uint32_t conn, uint32_t
 	assert_int_equal(guest_mem_write(&f->gm, gpa, &in, sizeof(in)), 0);
 }
 
+static void test_exit_match(void **state)
+{
+	uint32_t magic = HV_HYPERCALL_MAGIC, other = 0x12345678;
+
+	assert_true(hv_hypercall_exit_match(true, LAYOUT_HV_HYPERCALL_PORT, 4, 1, &magic));
+	assert_false(hv_hypercall_exit_match(false, LAYOUT_HV_HYPERCALL_PORT, 4, 1, &magic));
+	assert_false(hv_hypercall_exit_match(true, 0x5659, 4, 1, &magic));
+	assert_false(hv_hypercall_exit_match(true, LAYOUT_HV_HYPERCALL_PORT, 1, 1, &magic));
+	assert_false(hv_hypercall_exit_match(true, LAYOUT_HV_HYPERCALL_PORT, 4, 2, &magic));
+	assert_false(hv_hypercall_exit_match(true, LAYOUT_HV_HYPERCALL_PORT, 4, 1, &other));
+	assert_false(hv_hypercall_exit_match(true, LAYOUT_HV_HYPERCALL_PORT, 4, 1, NULL));
+}
+
 static void test_control_word(void **state)
 {
 	struct hv_fixture *f = *state;
@@ -234,6 +247,7 @@ static void test_rep_limits(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_exit_match),
 		cmocka_unit_test_setup_teardown(test_control_word, hv_test_setup, hv_test_teardown),
 		cmocka_unit_test_setup_teardown(test_post_gpa_checks, hv_test_setup,
 						hv_test_teardown),
