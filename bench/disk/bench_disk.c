@@ -88,6 +88,8 @@ int main(int argc, char **argv)
 	}
 	t0 = util_now_ns();
 	while (submitted < count || blockdev_queue_inflight(q)) {
+		/* One system call per batch, as storvsp does for a ring's worth. */
+		blockdev_queue_plug(q);
 		for (uint64_t i = 0; i < depth && submitted < count; i++) {
 			struct slot *s = &slots[i];
 
@@ -108,6 +110,7 @@ int main(int argc, char **argv)
 			s->busy = true;
 			submitted++;
 		}
+		blockdev_queue_unplug(q);
 		blockdev_queue_wait(q);
 		for (uint64_t i = 0; i < depth; i++)
 			if (slots[i].err) {

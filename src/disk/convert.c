@@ -364,6 +364,10 @@ int disk_convert(struct blockdev *src, struct blockdev *dst, const struct disk_c
 	for (;;) {
 		bool busy = false;
 
+		if (c->sq)
+			blockdev_queue_plug(c->sq);
+		if (c->dq)
+			blockdev_queue_plug(c->dq);
 		for (unsigned i = 0; i < c->nslots; i++) {
 			struct convert_slot *s = &c->slots[i];
 
@@ -374,6 +378,10 @@ int disk_convert(struct blockdev *src, struct blockdev *dst, const struct disk_c
 			if (s->state != SLOT_FREE)
 				busy = true;
 		}
+		if (c->sq)
+			blockdev_queue_unplug(c->sq);
+		if (c->dq)
+			blockdev_queue_unplug(c->dq);
 		if (opts->progress &&
 		    (c->done - last_report >= (16u << 20) || c->done == src->size)) {
 			last_report = c->done;
