@@ -2034,6 +2034,96 @@ static int vhdx_merge(struct blockdev *child)
 	return r ? r : r2 ? r2 : r3;
 }
 
+/*
+ * Grow with a new, larger BAT at the end of the file: write it (unreferenced,
+ * so no log needed), flush, then switch both region tables and the size in one
+ * log entry. The old BAT's space is left unused. Lock held.
+ */
+static int resize_relocate(struct vhdx *v, uint64_t new_size, uint64_t nbat, bool fixed)
+{
+	uint64_t new_len = ALIGN_UP(nbat * 8, VHDX_MIB), new_off;
+	uint64_t cr = v->chunk_ratio;
+	struct page_set ps = {.n = 0};
+	uint8_t *rt = NULL;
+	uint64_t *bat = NULL;
+	int r;
+
+	if (new_len > UINT32_MAX || nbat > VHDX_MAX_BAT_ENTRIES) {
+		err_set("%s: a BAT for this size would be too large; use a bigger block size",
+			v->path);
+		return -EINVAL;
+	}
+	if ((r = session_begin(v, true)))
+		return r;
+	bat = calloc(1, new_len);
+	rt = malloc(VHDX_REGION_TABLE_SIZE);
+	if (!bat || !rt) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (uint64_t i = 0; i < v->nbat; i++)
+		bat[i] = bat_get(v, i);
+	for (uint64_t i = v->nbat; fixed && i < nbat; i++) {
+		uint64_t off;
+		if ((i + 1) % (cr + 1) == 0)
+			continue;
+		if ((r = file_alloc(v, v->block_size, &off)))
+			goto out;
+		bat[i] = off | VHDX_PAYLOAD_FULLY_PRESENT;
+	}
+	if ((r = file_alloc(v, new_len, &new_off)) ||
+	    (r = util_pwrite_full(v->fd, bat, new_len, (off_t)new_off)) || (r = data_sync(v)))
+		goto out;
+	/* The region table copy we opened with (first valid one). */
+	int used = -1;
+	for (int i = 0; i < 2 && used < 0; i++) {
+		if ((r = vhdx_pread(v, rt, VHDX_REGION_TABLE_SIZE,
+				    i ? VHDX_REGION2_OFF : VHDX_REGION1_OFF)))
+			goto out;
+		struct vhdx_region_table_header *h = (void *)rt;
+		uint32_t stored = h->checksum;
+		h->checksum = 0;
+		if (h->signature == VHDX_REGION_SIGNATURE &&
+		    crc32c(0, rt, VHDX_REGION_TABLE_SIZE) == stored)
+			used = i;
+	}
+	r = -EINVAL;
+	if (used < 0)
+		goto out;
+	struct vhdx_region_table_header *h = (void *)rt;
+	for (uint32_t i = 0; i < h->entry_count && i < VHDX_MAX_REGION_ENTRIES; i++) {
+		struct vhdx_region_entry *e = (void *)(rt + 16 + 32 * i);
+		if (guid_equal(&e->guid, &guid_bat)) {
+			e->file_offset = new_off;
+			e->length = (uint32_t)new_len;
+			r = 0;
+		}
+	}
+	if (r)
+		goto out;
+	h->checksum = crc32c(0, rt, VHDX_REGION_TABLE_SIZE);
+	for (int c = 0; c < 2 && !r; c++) {
+		for (uint32_t pg = 0; pg < VHDX_REGION_TABLE_SIZE; pg += PAGE) {
+			uint64_t off = (c ? VHDX_REGION2_OFF : VHDX_REGION1_OFF) + pg;
+			uint8_t *p = page_get(v, &ps, off, true, &r);
+			if (!p)
+				break;
+			memcpy(p, rt + pg, PAGE);
+		}
+	}
+	uint64_t vpg = ALIGN_DOWN(v->vds_item_off, PAGE);
+	uint8_t *p = r ? NULL : page_get(v, &ps, vpg, false, &r);
+	if (!p)
+		goto out;
+	memcpy(p + (v->vds_item_off - vpg), &new_size, 8);
+	r = commit(v, &ps, NULL, 0);
+out:
+	page_set_free(&ps);
+	free(bat);
+	free(rt);
+	return r;
+}
+
 static int vhdx_resize(const char *path, uint64_t new_size)
 {
 	struct blockdev *bd;
@@ -2059,9 +2149,9 @@ static int vhdx_resize(const char *path, uint64_t new_size)
 	uint64_t nb = DIV_ROUND_UP(new_size, bs);
 	uint64_t nbat = diff ? DIV_ROUND_UP(nb, cr) * (cr + 1) : nb + (nb - 1) / cr;
 	if (nbat * 8 > v->bat_len) {
-		err_set("%s: the BAT has no room for %" PRIu64 " bytes and relocating it is not "
-			"supported; convert the image to a new file with the larger size instead",
-			path, new_size);
+		pthread_mutex_lock(&v->lock);
+		r = resize_relocate(v, new_size, nbat, fixed);
+		pthread_mutex_unlock(&v->lock);
 		goto out;
 	}
 	_Atomic uint64_t *nbatp = realloc((void *)v->bat, nbat * 8);

@@ -688,9 +688,32 @@ static void test_resize(void **state)
 	assert_int_equal(blockdev_close(bd), 0);
 	if (have_qemu())
 		assert_int_equal(qemu_check(p), 0);
-	/* Beyond what the 1 MiB BAT can describe: refused with a message. */
-	assert_int_not_equal(disk_driver_get(DISK_FORMAT_VHDX)->resize(p, 1024 * 1024 * MIB), 0);
-	assert_non_null(strstr(err_msg(), "BAT"));
+	/* Beyond what the 1 MiB BAT can describe: the BAT moves to the end of the file. */
+	uint64_t big = 512 * 1024 * MIB;
+	assert_int_equal(disk_driver_get(DISK_FORMAT_VHDX)->resize(p, big), 0);
+	bd = open_img(p, 0);
+	assert_int_equal(bd->size, big);
+	compare(bd, model, 16 * MIB);
+	uint8_t b[4096], c[4096];
+	fill(b, sizeof(b), 0x44);
+	assert_int_equal(blockdev_write(bd, b, sizeof(b), big - 4096, 0), 0);
+	assert_int_equal(blockdev_close(bd), 0);
+	bd = open_img(p, DISK_OPEN_RDONLY);
+	compare(bd, model, 16 * MIB);
+	assert_int_equal(blockdev_read(bd, c, sizeof(c), big - 4096), 0);
+	assert_memory_equal(b, c, sizeof(b));
+	assert_int_equal(blockdev_close(bd), 0);
+	if (have_qemu()) {
+		assert_int_equal(qemu_check(p), 0);
+		assert_int_equal(sh("qemu-img info -f vhdx --output=json '%s' | grep -q "
+				    "'\"virtual-size\": %lu,'",
+				    p, (unsigned long)big),
+				 0);
+	}
+	/* Past 64 TiB: refused with a message. */
+	assert_int_not_equal(disk_driver_get(DISK_FORMAT_VHDX)->resize(p, 65 * 1024 * 1024 * MIB),
+			     0);
+	assert_true(strlen(err_msg()) > 0);
 	unlink(p);
 	free(model);
 }
