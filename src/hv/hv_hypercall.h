@@ -63,7 +63,8 @@ int hv_echo_port_enable(struct hv_partition *part, uint32_t connection_id);
  * one-file change). The dispatcher validates the control word, GPAs and sizes first: input =
  * fixed_size + 8 * varhead + rep_count * rep_size bytes, in one page of guest RAM. The handler
  * gets a host copy of it, and for rep calls processes reps [*reps_done, rep_count),
- * updating *reps_done.
+ * updating *reps_done. output_gpa is only checked for 8-byte alignment: write it through
+ * guest_mem, which bounds-checks it.
  */
 struct hv_hypercall_desc {
 	uint16_t code;
