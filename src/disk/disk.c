@@ -265,8 +265,13 @@ static void disk_chain_describe(char *buf, size_t size, const char *last)
 	buf[0] = '\0';
 	for (unsigned i = 0; i < disk_chain_len && pos < size; i++)
 		pos += (size_t)snprintf(buf + pos, size - pos, "%s -> ", disk_chain[i].path);
-	if (pos < size)
-		snprintf(buf + pos, size - pos, "%s", last);
+	/* Truncating a long chain description is fine: it is only for the message. */
+	if (pos < size) {
+		size_t n = strnlen(last, size - pos - 1);
+
+		memcpy(buf + pos, last, n);
+		buf[pos + n] = '\0';
+	}
 }
 
 /* Parents are read-only; direct I/O and no-replay carry over from the child. */

@@ -572,7 +572,7 @@ static void queue_rw(struct blockdev *bd, uint8_t *model, uint64_t size, uint32_
 	enum { N = 32 };
 	struct blockdev_req req[N];
 	struct iovec iov[N];
-	uint8_t *bufs;
+	uint8_t *bufs = NULL;
 	struct q_done d = {0, 0};
 
 	assert_non_null(q);

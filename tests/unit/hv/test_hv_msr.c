@@ -217,7 +217,7 @@ static void test_ref_time(void **state)
 
 static void test_ref_time_no_tsc(void **state)
 {
-	struct hv_fixture *f;
+	struct hv_fixture *f = NULL;
 	struct hv_ref_tsc_page *pg;
 	uint64_t a, b, v;
 
