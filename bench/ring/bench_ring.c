@@ -128,7 +128,7 @@ static void *producer(void *arg)
 static int consumer(struct bench *b, struct vmbus_ring *r)
 {
 	uint64_t got = 0;
-	uint32_t doff = 0;
+	uint32_t doff = 0, since = 0;
 	struct vmbus_pkt pkt;
 
 	vmbus_ring_mask(r);
@@ -141,7 +141,10 @@ static int consumer(struct bench *b, struct vmbus_ring *r)
 			memcpy(b->dst + doff, pkt.payload, pkt.payload_len);
 			doff = doff + b->payload > BUF_SIZE - b->payload ? 0 : doff + b->payload;
 			vmbus_ring_consume(r);
-			if (++got % 32 == 0 && vmbus_ring_read_done(r)) {
+			/* Publish every 16 KiB so a producer waiting for space sees it early. */
+			since += b->payload;
+			got++;
+			if (since >= 16384 && (since = 0, vmbus_ring_read_done(r))) {
 				b->h2g_signals++;
 				ev_post(&b->h2g_ev);
 			}

@@ -188,6 +188,29 @@ void vmbus_ring_destroy(struct vmbus_ring *r)
 	memset(r, 0, sizeof(*r));
 }
 
+int vmbus_ring_pair_init(struct vmbus_ring *g2h, struct vmbus_ring *h2g, struct guest_mem *gm,
+			 const uint64_t *pfns, unsigned npfns, unsigned downstream)
+{
+	int rc;
+
+	if (downstream < 2 || downstream > npfns || npfns - downstream < 2) {
+		err_set("VMBus ring GPADL of %u pages with the host→guest ring at page %u: each "
+			"ring needs a control page and at least one data page",
+			npfns, downstream);
+		return -EINVAL;
+	}
+	rc = vmbus_ring_init(g2h, gm, pfns, downstream, VMBUS_RING_GUEST_TO_HOST);
+	if (rc)
+		return rc;
+	rc = vmbus_ring_init(h2g, gm, pfns + downstream, npfns - downstream,
+			     VMBUS_RING_HOST_TO_GUEST);
+	if (rc) {
+		err_prefix("host→guest ring");
+		vmbus_ring_destroy(g2h);
+	}
+	return rc;
+}
+
 /* ---- reader ---- */
 
 int vmbus_ring_peek(struct vmbus_ring *r, struct vmbus_pkt *pkt)

@@ -69,6 +69,13 @@ struct vmbus_pkt {
 int vmbus_ring_init(struct vmbus_ring *r, struct guest_mem *gm, const uint64_t *pfns,
 		    unsigned npages, enum vmbus_ring_dir dir);
 void vmbus_ring_destroy(struct vmbus_ring *r);
+/*
+ * Both rings of a channel from its ring GPADL (§7.1): pages [0, downstream) are the
+ * guest→host ring the host reads, [downstream, npfns) the host→guest ring it writes
+ * (downstream = the open message's downstream_ringbuffer_pageoffset). 0 or -errno + err_set().
+ */
+int vmbus_ring_pair_init(struct vmbus_ring *g2h, struct vmbus_ring *h2g, struct guest_mem *gm,
+			 const uint64_t *pfns, unsigned npfns, unsigned downstream);
 
 /* --- Reader (guest→host ring) --- */
 

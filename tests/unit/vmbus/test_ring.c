@@ -554,6 +554,42 @@ static void test_malformed_reader(void **state)
 	assert_int_equal(peek_raw(2, 2, 8), -EPROTO); /* fewer bytes than a descriptor */
 }
 
+static void test_pair_init(void **state)
+{
+	static uint8_t rx[64];
+	struct vmbus_ring out, in;
+	struct vmbus_pkt pkt;
+	struct gring g, go, gi;
+	struct grx x;
+	struct iovec iov = {rx, 8};
+
+	/* 8-page GPADL as hv_utils uses: two 16 KiB rings, downstream offset 4. */
+	ring_make(&g, 300, 8, false);
+	assert_int_equal(vmbus_ring_pair_init(&out, &in, &gm, g.pfn, 8, 1), -EINVAL);
+	assert_int_equal(vmbus_ring_pair_init(&out, &in, &gm, g.pfn, 8, 7), -EINVAL);
+	assert_int_equal(vmbus_ring_pair_init(&out, &in, &gm, g.pfn, 8, 9), -EINVAL);
+	assert_int_equal(vmbus_ring_pair_init(&out, &in, &gm, g.pfn, 8, 4), 0);
+	go = g;
+	go.npages = 4;
+	go.size = 3 * 4096;
+	gi = go;
+	memmove(gi.pfn, g.pfn + 4, 4 * sizeof(gi.pfn[0]));
+	assert_int_equal(g_send(&go, 6, 1, 42, "request!", 8), 1);
+	assert_int_equal(vmbus_ring_peek(&out, &pkt), 0);
+	assert_int_equal(pkt.trans_id, 42);
+	vmbus_ring_consume(&out);
+	vmbus_ring_read_done(&out);
+	assert_int_equal(vmbus_ring_write(&in, VMBUS_PKT_COMP, 0, 42, 0, &iov, 1), 1);
+	assert_int_equal(g_recv(&gi, rx, sizeof(rx), &x), 0);
+	assert_int_equal(x.tid, 42);
+	assert_int_equal(g_recv(&go, rx, sizeof(rx), &x), -EAGAIN);
+	vmbus_ring_destroy(&out);
+	vmbus_ring_destroy(&in);
+	/* A bad page in the second ring fails the pair and frees the first. */
+	g.pfn[6] = RAM / 4096 + 1;
+	assert_int_equal(vmbus_ring_pair_init(&out, &in, &gm, g.pfn, 8, 4), -EFAULT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -566,6 +602,7 @@ int main(void)
 		cmocka_unit_test(test_batching_and_g2h_signals),
 		cmocka_unit_test(test_h2g_signals_full_and_limits),
 		cmocka_unit_test(test_malformed_reader),
+		cmocka_unit_test(test_pair_init),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
