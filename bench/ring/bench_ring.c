@@ -141,10 +141,13 @@ static int consumer(struct bench *b, struct vmbus_ring *r)
 			memcpy(b->dst + doff, pkt.payload, pkt.payload_len);
 			doff = doff + b->payload > BUF_SIZE - b->payload ? 0 : doff + b->payload;
 			vmbus_ring_consume(r);
-			/* Publish every 16 KiB so a producer waiting for space sees it early. */
+			/*
+			 * Publish at the end of each drain pass and at least every half ring: a
+			 * waiting guest then gets one signal per half ring, not one per packet.
+			 */
 			since += b->payload;
 			got++;
-			if (since >= 16384 && (since = 0, vmbus_ring_read_done(r))) {
+			if (since >= b->size / 2 && (since = 0, vmbus_ring_read_done(r))) {
 				b->h2g_signals++;
 				ev_post(&b->h2g_ev);
 			}
