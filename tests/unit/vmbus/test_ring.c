@@ -5,6 +5,8 @@
  * it never calls the host ring functions.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -37,17 +39,21 @@ static uint64_t g_ctrl(const struct gring *g, unsigned field_off)
 	return g->pfn[0] * 4096 + field_off;
 }
 
+/* Control fields are shared with the host: sequentially consistent accesses, like a guest. */
 static uint32_t g_get(const struct gring *g, unsigned field_off)
 {
-	uint32_t v;
+	uint32_t *p = guest_mem_ptr(g->gm, g_ctrl(g, field_off), 4);
 
-	assert_int_equal(guest_mem_read(g->gm, g_ctrl(g, field_off), &v, 4), 0);
-	return v;
+	assert_non_null(p);
+	return __atomic_load_n(p, __ATOMIC_SEQ_CST);
 }
 
 static void g_set(const struct gring *g, unsigned field_off, uint32_t v)
 {
-	assert_int_equal(guest_mem_write(g->gm, g_ctrl(g, field_off), &v, 4), 0);
+	uint32_t *p = guest_mem_ptr(g->gm, g_ctrl(g, field_off), 4);
+
+	assert_non_null(p);
+	__atomic_store_n(p, v, __ATOMIC_SEQ_CST);
 }
 
 enum { G_WR = 0, G_RD = 4, G_MASK = 8, G_PEND = 12, G_FEAT = 64 };
@@ -590,6 +596,107 @@ static void test_pair_init(void **state)
 	assert_int_equal(vmbus_ring_pair_init(&out, &in, &gm, g.pfn, 8, 4), -EFAULT);
 }
 
+/* ---- two threads: guest on one, host on the other ---- */
+
+#define THR_PKTS 20000u
+
+static struct gring thr_g;
+
+static uint32_t thr_len(uint32_t i)
+{
+	return (i * 2654435761u) % 4000 + 1;
+}
+
+static void *thr_guest_writer(void *arg)
+{
+	static uint8_t buf[4096];
+
+	for (uint32_t i = 0; i < THR_PKTS; i++) {
+		uint32_t len = thr_len(i);
+
+		fill(buf, len, i);
+		while (g_send(&thr_g, 6, 0, i, buf, len) == -EAGAIN)
+			sched_yield();
+	}
+	return NULL;
+}
+
+static void test_threads_g2h(void **state)
+{
+	static uint8_t want[4096];
+	struct vmbus_ring r;
+	struct vmbus_pkt pkt;
+	pthread_t th;
+	uint32_t got = 0;
+
+	ring_make(&thr_g, 400, 5, true);
+	assert_int_equal(vmbus_ring_init(&r, &gm, thr_g.pfn, 5, VMBUS_RING_GUEST_TO_HOST), 0);
+	assert_int_equal(pthread_create(&th, NULL, thr_guest_writer, NULL), 0);
+	while (got < THR_PKTS) {
+		int rc = vmbus_ring_peek(&r, &pkt);
+
+		if (rc == -EAGAIN) {
+			vmbus_ring_read_done(&r);
+			sched_yield();
+			continue;
+		}
+		assert_int_equal(rc, 0);
+		assert_int_equal(pkt.trans_id, got);
+		fill(want, thr_len(got), got);
+		assert_memory_equal(pkt.payload, want, thr_len(got));
+		vmbus_ring_consume(&r);
+		got++;
+	}
+	vmbus_ring_read_done(&r);
+	pthread_join(th, NULL);
+	vmbus_ring_destroy(&r);
+}
+
+static void *thr_guest_reader(void *arg)
+{
+	static uint8_t rx[4096], want[4096];
+	struct grx x;
+
+	for (uint32_t i = 0; i < THR_PKTS;) {
+		if (g_recv(&thr_g, rx, sizeof(rx), &x) == -EAGAIN) {
+			sched_yield();
+			continue;
+		}
+		if (x.tid != i || x.len != ((thr_len(i) + 7) & ~7u))
+			return (void *)1;
+		fill(want, thr_len(i), i);
+		if (memcmp(rx, want, thr_len(i)))
+			return (void *)2;
+		i++;
+	}
+	return NULL;
+}
+
+static void test_threads_h2g(void **state)
+{
+	static uint8_t buf[4096];
+	struct vmbus_ring r;
+	pthread_t th;
+	void *res;
+
+	ring_make(&thr_g, 400, 5, false);
+	assert_int_equal(vmbus_ring_init(&r, &gm, thr_g.pfn, 5, VMBUS_RING_HOST_TO_GUEST), 0);
+	vmbus_ring_set_max_pkt(&r, 8192);
+	assert_int_equal(pthread_create(&th, NULL, thr_guest_reader, NULL), 0);
+	for (uint32_t i = 0; i < THR_PKTS; i++) {
+		struct iovec iov = {buf, thr_len(i)};
+		int rc;
+
+		fill(buf, thr_len(i), i);
+		while ((rc = vmbus_ring_write(&r, 6, 0, i, 0, &iov, 1)) == -EAGAIN)
+			sched_yield();
+		assert_true(rc == 0 || rc == 1);
+	}
+	pthread_join(th, &res);
+	assert_null(res);
+	vmbus_ring_destroy(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -603,6 +710,8 @@ int main(void)
 		cmocka_unit_test(test_h2g_signals_full_and_limits),
 		cmocka_unit_test(test_malformed_reader),
 		cmocka_unit_test(test_pair_init),
+		cmocka_unit_test(test_threads_g2h),
+		cmocka_unit_test(test_threads_h2g),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
