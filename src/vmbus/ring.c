@@ -216,7 +216,7 @@ int vmbus_ring_pair_init(struct vmbus_ring *g2h, struct vmbus_ring *h2g, struct 
 int vmbus_ring_peek(struct vmbus_ring *r, struct vmbus_pkt *pkt)
 {
 	struct vmbus_pkt_desc d;
-	uint32_t w, avail, len, off;
+	uint32_t w, avail, len;
 
 	/*
 	 * Reload the guest's write_index only when the packets it announced last time are used
@@ -234,16 +234,15 @@ int vmbus_ring_peek(struct vmbus_ring *r, struct vmbus_pkt *pkt)
 		return -EAGAIN;
 	if (avail < sizeof(d) + VMBUS_PKT_TRAILER_SIZE)
 		return -EPROTO;
-	off = ring_copy_out(r, r->rd, &d, sizeof(d));
-	(void)off;
+	ring_copy_out(r, r->rd, &d, sizeof(d));
 	len = (uint32_t)d.len8 * 8;
 	if (d.offset8 < 2 || d.offset8 > d.len8 || len + VMBUS_PKT_TRAILER_SIZE > avail)
 		return -EPROTO;
-	if (ring_contig(r, r->rd) >= len) {
+	if (!r->always_copy && ring_contig(r, r->rd) >= len) {
 		pkt->data = ring_at(r, r->rd);
 	} else {
 		ring_copy_out(r, r->rd, r->bounce, len);
-		/* The copy is ours: make its descriptor agree with the validated one. */
+		/* The copy is private: make its descriptor agree with the validated one. */
 		memcpy(r->bounce, &d, sizeof(d));
 		pkt->data = r->bounce;
 	}
@@ -256,6 +255,11 @@ int vmbus_ring_peek(struct vmbus_ring *r, struct vmbus_pkt *pkt)
 	pkt->payload_len = len - pkt->hdr_len;
 	r->cur_len = len + VMBUS_PKT_TRAILER_SIZE;
 	return 0;
+}
+
+void vmbus_ring_set_copy(struct vmbus_ring *r, bool always)
+{
+	r->always_copy = always;
 }
 
 void vmbus_ring_consume(struct vmbus_ring *r)

@@ -38,6 +38,7 @@ struct vmbus_ring {
 	uint32_t wr_seen; /* last validated guest write_index */
 	uint32_t cur_len; /* bytes (with trailer) of the packet peek returned, 0 = none */
 	uint8_t *bounce; /* wrapped packets are copied here (size bytes) */
+	bool always_copy; /* vmbus_ring_set_copy() */
 	/* writer */
 	uint32_t wr; /* our write_index (the guest's copy is never read back) */
 	uint32_t max_pkt; /* guest bounce-buffer size, descriptor included, trailer excluded */
@@ -85,6 +86,11 @@ int vmbus_ring_pair_init(struct vmbus_ring *g2h, struct vmbus_ring *h2g, struct 
  * returns the same packet.
  */
 int vmbus_ring_peek(struct vmbus_ring *r, struct vmbus_pkt *pkt);
+/*
+ * true: peek always copies the packet into the private buffer, so pkt->data cannot change
+ * under the caller (for parsers that cannot read each field exactly once). Default false.
+ */
+void vmbus_ring_set_copy(struct vmbus_ring *r, bool always);
 /* Drops the packet peek returned (private: the guest sees it at vmbus_ring_read_done()). */
 void vmbus_ring_consume(struct vmbus_ring *r);
 /*

@@ -560,6 +560,29 @@ static void test_malformed_reader(void **state)
 	assert_int_equal(peek_raw(2, 2, 8), -EPROTO); /* fewer bytes than a descriptor */
 }
 
+/* Zero-copy view by default; private copy on request, immune to later guest writes. */
+static void test_copy_mode(void **state)
+{
+	struct vmbus_ring r;
+	struct vmbus_pkt pkt;
+	struct gring g;
+	uint8_t *gp;
+
+	ring_make(&g, 260, 3, false);
+	assert_int_equal(vmbus_ring_init(&r, &gm, g.pfn, 3, VMBUS_RING_GUEST_TO_HOST), 0);
+	assert_int_equal(g_send(&g, 6, 0, 1, "abcdefgh", 8), 1);
+	gp = guest_mem_ptr(&gm, g.pfn[1] * 4096, 4096);
+	assert_int_equal(vmbus_ring_peek(&r, &pkt), 0);
+	assert_ptr_equal(pkt.data, gp);
+	vmbus_ring_set_copy(&r, true);
+	assert_int_equal(vmbus_ring_peek(&r, &pkt), 0);
+	assert_ptr_not_equal(pkt.data, gp);
+	gp[16] = 'X'; /* the guest rewrites the payload after the host's peek */
+	assert_memory_equal(pkt.payload, "abcdefgh", 8);
+	vmbus_ring_consume(&r);
+	vmbus_ring_destroy(&r);
+}
+
 static void test_pair_init(void **state)
 {
 	static uint8_t rx[64];
@@ -710,6 +733,7 @@ int main(void)
 		cmocka_unit_test(test_h2g_signals_full_and_limits),
 		cmocka_unit_test(test_malformed_reader),
 		cmocka_unit_test(test_pair_init),
+		cmocka_unit_test(test_copy_mode),
 		cmocka_unit_test(test_threads_g2h),
 		cmocka_unit_test(test_threads_h2g),
 	};
