@@ -65,6 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	if (vmbus_ring_init(&r, &gm, pfns, npages, VMBUS_RING_GUEST_TO_HOST) == 0) {
+		vmbus_ring_set_copy(&r, mode & 0x80);
 		for (i = 0; i < 4096; i++) {
 			if (vmbus_ring_peek(&r, &pkt) != 0)
 				break;
@@ -99,6 +100,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				sink ^= (uint8_t)avail;
 		}
 		vmbus_ring_destroy(&r);
+	}
+	/* The same pages as one GPADL split at every possible downstream offset. */
+	for (i = 0; i <= npages + 1; i++) {
+		struct vmbus_ring in;
+
+		if (vmbus_ring_pair_init(&r, &in, &gm, pfns, npages, i) == 0) {
+			sink ^= vmbus_ring_peek(&r, &pkt) == 0;
+			vmbus_ring_destroy(&r);
+			vmbus_ring_destroy(&in);
+		}
 	}
 	return 0;
 }
