@@ -17,6 +17,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "vid/layout.h"
+#include "cli/run_hv.h"
 #include "vid/partition.h"
 
 #include <errno.h>
@@ -53,6 +54,7 @@ struct run_vm {
 	struct i8042 kbd;
 	struct reset_cf9 cf9;
 	struct acpi_pm pm;
+	struct run_hv hv;
 	bool mem_ok, part_ok, devs_ok;
 };
 
@@ -284,12 +286,15 @@ static int run_build(struct run_vm *vm, struct vid_kvm *kvm, const struct run_op
 	struct uart_backend ub = {serial_backend_tx, sb};
 	int r;
 
-	/*
-	 * The hv layer plugs in here: its CPUID hook adds the 0x40000000 leaves (NULL for now)
-	 * and it may set p->exit_hook for MSR exits before the partition starts.
-	 */
-	r = vid_partition_create(p, kvm, &vm->mem, o->cpus, NULL, NULL);
+	/* The child partition sees Hyper-V: CPUID leaves, synthetic MSRs, hypercalls. */
+	r = run_hv_create(&vm->hv, &vm->mem, o->cpus);
+	if (r < 0)
+		return r;
+	r = vid_partition_create(p, kvm, &vm->mem, o->cpus, run_hv_cpuid_hook, &vm->hv);
 	vm->part_ok = true;
+	if (r < 0)
+		return r;
+	r = run_hv_attach(&vm->hv, p);
 	if (r < 0)
 		return r;
 	uart_init(&vm->uart, &com1, &ub);
@@ -322,6 +327,7 @@ static void run_teardown(struct run_vm *vm, struct serial_backend *sb)
 	serial_backend_attach(sb, NULL);
 	if (vm->part_ok)
 		vid_partition_destroy(&vm->part);
+	run_hv_destroy(&vm->hv);
 	if (vm->devs_ok) {
 		uart_destroy(&vm->uart);
 		rtc_destroy(&vm->rtc);
@@ -415,6 +421,8 @@ static int run_vm_loop(const struct run_opts *o, struct run_vm *vm, struct vid_k
 			return VIRIDIAN_EXIT_INTERRUPTED;
 		case VID_STOP_EMULATION:
 			return run_fail(VIRIDIAN_EXIT_EMULATION, "guest stopped: %s", detail);
+		case VID_STOP_GUEST_CRASH:
+			return run_fail(VIRIDIAN_EXIT_GUEST_CRASH, "guest crashed: %s", detail);
 		case VID_STOP_ERROR:
 		case VID_RUNNING:
 		default:

@@ -26,6 +26,7 @@ enum vid_stop_reason {
 	VID_STOP_SIGNAL, /* SIGINT / SIGTERM */
 	VID_STOP_EMULATION, /* KVM_EXIT_INTERNAL_ERROR, entry failure: the guest cannot go on */
 	VID_STOP_ERROR, /* a host-side failure (ioctl error, ...) */
+	VID_STOP_GUEST_CRASH, /* the guest reported a crash (Hyper-V crash MSRs) */
 };
 
 /* Signal used to kick vCPU threads out of KVM_RUN. */
