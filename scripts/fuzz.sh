@@ -3,7 +3,7 @@
 # tests/fuzz/corpus/<name>/ when present. Crashes fail the run.
 # Usage: scripts/fuzz.sh FUZZ_BUILD_DIR SECONDS
 set -euo pipefail
-build=${1:?fuzz build dir}
+build=$(cd "${1:?fuzz build dir}" && pwd)
 secs=${2:-20}
 root=$(cd "$(dirname "$0")/.." && pwd)
 shopt -s nullglob
@@ -15,7 +15,7 @@ fi
 pass=0
 fail=0
 for t in "${targets[@]}"; do
-	[ -x "$t" ] || continue
+	[ -f "$t" ] && [ -x "$t" ] || continue
 	name=$(basename "$t")
 	name=${name#fuzz_}
 	work=$(mktemp -d)
