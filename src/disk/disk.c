@@ -86,6 +86,21 @@ static const struct disk_driver *disk_driver_need(enum disk_format format)
 	return drv;
 }
 
+/* The driver for path: format as given, or probed from the content when AUTO. */
+static int disk_driver_for_path(const char *path, enum disk_format format,
+				const struct disk_driver **drv)
+{
+	int ret;
+
+	if (format == DISK_FORMAT_AUTO) {
+		ret = disk_probe(path, &format);
+		if (ret < 0)
+			return ret;
+	}
+	*drv = disk_driver_need(format);
+	return *drv ? 0 : -ENOTSUP;
+}
+
 const char *disk_format_name(enum disk_format format)
 {
 	if ((unsigned)format < ARRAY_SIZE(disk_format_names))
@@ -227,14 +242,9 @@ int disk_open(const char *path, enum disk_format format, unsigned flags, struct 
 	int ret;
 
 	*out = NULL;
-	if (format == DISK_FORMAT_AUTO) {
-		ret = disk_probe(path, &format);
-		if (ret < 0)
-			return ret;
-	}
-	drv = disk_driver_need(format);
-	if (!drv)
-		return -ENOTSUP;
+	ret = disk_driver_for_path(path, format, &drv);
+	if (ret < 0)
+		return ret;
 	if (stat(path, &st) < 0) {
 		ret = -errno;
 		err_set("cannot open '%s': %s", path, strerror(-ret));
@@ -420,14 +430,9 @@ int disk_check(const char *path, enum disk_format format, bool repair,
 	int ret;
 
 	memset(res, 0, sizeof(*res));
-	if (format == DISK_FORMAT_AUTO) {
-		ret = disk_probe(path, &format);
-		if (ret < 0)
-			return ret;
-	}
-	drv = disk_driver_need(format);
-	if (!drv)
-		return -ENOTSUP;
+	ret = disk_driver_for_path(path, format, &drv);
+	if (ret < 0)
+		return ret;
 	if (!drv->check) {
 		err_set("checking %s images is not supported", drv->name);
 		return -ENOTSUP;
