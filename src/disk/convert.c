@@ -25,7 +25,6 @@
 #define CONVERT_MAX_DEPTH 16
 #define CONVERT_DEFAULT_BUF (2u << 20)
 #define CONVERT_MAX_BUF (16u << 20)
-#define CONVERT_KICK_BYTES (32u << 20)
 
 enum slot_state {
 	SLOT_FREE,
@@ -59,7 +58,6 @@ struct convert {
 	uint64_t done; /* bytes finished (skipped or written) */
 	int error;
 	bool use_status;
-	uint64_t unkicked; /* bytes written since the last writeback kick */
 	struct disk_convert_stats st;
 };
 
@@ -114,7 +112,6 @@ static void convert_write_done(struct blockdev_req *req, int result)
 		return;
 	}
 	s->c->st.bytes_written += s->wlen;
-	s->c->unkicked += s->wlen;
 	s->c->done += s->wlen;
 	s->wpos += s->wlen;
 	s->state = SLOT_READY;
@@ -386,14 +383,6 @@ int disk_convert(struct blockdev *src, struct blockdev *dst, const struct disk_c
 		    (c->done - last_report >= (16u << 20) || c->done == src->size)) {
 			last_report = c->done;
 			opts->progress(c->done, src->size, opts->opaque);
-		}
-		/*
-		 * With a final flush coming, start writeback of what is written so far:
-		 * the disk then works while we read on, and the flush has less to do.
-		 */
-		if (opts->flush && c->dst->data_fd >= 0 && c->unkicked >= CONVERT_KICK_BYTES) {
-			sync_file_range(c->dst->data_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-			c->unkicked = 0;
 		}
 		if (!busy)
 			break;
