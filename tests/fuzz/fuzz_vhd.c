@@ -5,6 +5,7 @@
  * without repair.
  */
 #include "disk/disk.h"
+#include "fuzz_disk.h"
 #include "disk/vhd.h"
 #include "lib/log.h"
 
@@ -24,29 +25,6 @@ static void fuzz_vhd_cleanup(void)
 {
 	unlink(img);
 	rmdir(img_dir);
-}
-
-static void fuzz_vhd_touch(struct blockdev *bd)
-{
-	static uint8_t buf[8192];
-	uint64_t offs[4] = {0, bd->size / 2, bd->size > sizeof(buf) ? bd->size - sizeof(buf) : 0,
-			    bd->size / 3};
-
-	for (int i = 0; i < 4; i++) {
-		uint64_t off = offs[i] & ~511ull;
-		uint64_t len = bd->size - off < sizeof(buf) ? bd->size - off : sizeof(buf);
-		struct blockdev_extent ext;
-		uint64_t run;
-		int st;
-
-		if (!len)
-			continue;
-		blockdev_read(bd, buf, len, off);
-		if (bd->ops->map)
-			bd->ops->map(bd, off, len, i & 1, &ext);
-		if (bd->ops->block_status)
-			bd->ops->block_status(bd, off, len, &st, &run);
-	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -72,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	close(fd);
 
 	if (disk_open(img, DISK_FORMAT_VHD, DISK_OPEN_RDONLY, &bd) == 0) {
-		fuzz_vhd_touch(bd);
+		fuzz_disk_touch(bd);
 		disk_info_get(bd, &info);
 		blockdev_close(bd);
 	}

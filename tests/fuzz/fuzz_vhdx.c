@@ -10,6 +10,7 @@
  * checked without repair.
  */
 #include "disk/disk.h"
+#include "fuzz_disk.h"
 #include "disk/vhdx.h"
 #include "lib/crc32c.h"
 #include "lib/log.h"
@@ -55,29 +56,6 @@ static void fix_crc(int fd, const struct piece *p)
 		abort();
 }
 
-static void touch(struct blockdev *bd)
-{
-	static uint8_t buf[8192];
-	uint64_t offs[4] = {0, bd->size / 2, bd->size > sizeof(buf) ? bd->size - sizeof(buf) : 0,
-			    bd->size / 3};
-
-	for (int i = 0; i < 4; i++) {
-		uint64_t off = offs[i] & ~4095ull;
-		uint64_t len = bd->size - off < sizeof(buf) ? bd->size - off : sizeof(buf);
-		struct blockdev_extent ext;
-		uint64_t run;
-		int st;
-
-		if (!len)
-			continue;
-		blockdev_read(bd, buf, len, off);
-		if (bd->ops->map)
-			bd->ops->map(bd, off, len, false, &ext);
-		if (bd->ops->block_status)
-			bd->ops->block_status(bd, off, len, &st, &run);
-	}
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct disk_check_result res;
@@ -120,12 +98,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	close(fd);
 
 	if (disk_open(img, DISK_FORMAT_VHDX, DISK_OPEN_RDONLY, &bd) == 0) {
-		touch(bd);
+		fuzz_disk_touch(bd);
 		disk_info_get(bd, &info);
 		blockdev_close(bd);
 	}
 	if (disk_open(img, DISK_FORMAT_VHDX, DISK_OPEN_RDONLY | DISK_OPEN_NO_REPLAY, &bd) == 0) {
-		touch(bd);
+		fuzz_disk_touch(bd);
 		disk_info_get(bd, &info);
 		blockdev_close(bd);
 	}
