@@ -4,8 +4,9 @@
 set -euo pipefail
 what=${1:-check}
 
-build_pkgs=(gcc make meson ninja-build pkg-config liburing-dev libcmocka-dev)
-check_pkgs=(qemu-utils libvhdi-utils python3-libvhdi qemu-system-x86 python3 acpica-tools)
+build_pkgs=(gcc make meson ninja-build pkg-config liburing-dev libcmocka-dev
+	libmicrohttpd-dev libjson-c-dev libcurl4-openssl-dev libseccomp-dev)
+check_pkgs=(qemu-utils libvhdi-utils python3-libvhdi qemu-system-x86 python3 acpica-tools curl)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 
 pkgs=("${build_pkgs[@]}")

@@ -15,5 +15,8 @@ enum viridian_exit {
 
 int cmd_run(int argc, char **argv);
 int cmd_vhd(int argc, char **argv);
+int cmd_vm(int argc, char **argv);
+int cmd_vmms(int argc, char **argv);
+int cmd_vmwp(int argc, char **argv);
 
 #endif

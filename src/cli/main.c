@@ -24,6 +24,15 @@ static const struct viridian_command viridian_commands[] = {
 #ifdef HAVE_CMD_VHD
 	{ "vhd", cmd_vhd, "create, inspect, check and convert disk images" },
 #endif
+#ifdef HAVE_CMD_VM
+	{ "vm", cmd_vm, "manage VMs through the management service" },
+#endif
+#ifdef HAVE_CMD_VMMS
+	{ "vmms", cmd_vmms, "run the management service (daemon)" },
+#endif
+#ifdef HAVE_CMD_VMWP
+	{ "vmwp", cmd_vmwp, "worker process for one VM (started by vmms)" },
+#endif
 	{ "version", cmd_version, "print the version" },
 };
 
