@@ -12,6 +12,7 @@
 #include "lib/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <liburing.h>
 #include <poll.h>
@@ -137,6 +138,10 @@ struct blockdev_queue {
 	struct blockdev_req_list local; /* finished without leaving the caller thread */
 	bool ring_ok;
 	struct io_uring ring;
+	/* Small buffered writes done in the caller thread (see queue_write_inline). */
+	bool inline_writes;
+	bool nowait_unsupported; /* the file system refused RWF_NOWAIT for writes */
+	unsigned inline_backoff; /* writes left to send the slow way after a slow one */
 
 	/* Thread pool; lists and stop under lock. */
 	pthread_mutex_t lock;
@@ -238,9 +243,65 @@ static void queue_to_pool(struct blockdev_queue *q, struct blockdev_req *req)
 
 static void queue_local_done(struct blockdev_queue *q, struct blockdev_req *req, int result)
 {
+	bool first = !q->local.head;
+
 	req->result_ = result;
 	list_push(&q->local, req);
-	queue_signal(q);
+	/* queue_collect() clears the eventfd before it takes the list: one signal is enough. */
+	if (first)
+		queue_signal(q);
+}
+
+/*
+ * A small buffered write is a copy into the page cache. File systems without RWF_NOWAIT for
+ * buffered writes (ext4) make io_uring hand each one to a kernel worker, which costs several
+ * times the copy, so those writes run here in the caller thread: first with RWF_NOWAIT (never
+ * blocks where supported; -EAGAIN falls back to the asynchronous path), else plainly. A write
+ * that still took long (dirty-page throttling, memory pressure) sends the next writes the
+ * asynchronous way for a while, so a slow device cannot stall the caller write after write.
+ */
+#define QUEUE_INLINE_WRITE_MAX (64u << 10)
+#define QUEUE_INLINE_SLOW_NS (1000 * 1000)
+#define QUEUE_INLINE_BACKOFF 1024u
+
+static bool queue_write_inline(struct blockdev_queue *q, struct blockdev_req *req, uint64_t len)
+{
+	struct blockdev *bd = q->bd;
+	struct blockdev_extent ext;
+	uint64_t t0;
+	ssize_t n;
+
+	if (!q->inline_writes || (req->flags & BLOCKDEV_WRITE_FUA) || len > QUEUE_INLINE_WRITE_MAX)
+		return false;
+	if (q->inline_backoff) {
+		q->inline_backoff--;
+		return false;
+	}
+	if (bd->ops->map(bd, req->offset, len, true, &ext) < 0 || ext.len < len ||
+	    ext.kind != BLOCKDEV_EXTENT_DATA || ext.file_offset > (uint64_t)INT64_MAX - len)
+		return false;
+	if (!q->nowait_unsupported) {
+		n = pwritev2(bd->data_fd, req->iov, req->iovcnt, (off_t)ext.file_offset, RWF_NOWAIT);
+		if (n < 0 && errno == EAGAIN)
+			return false;
+		if (n >= 0 || errno != EOPNOTSUPP)
+			goto done;
+		q->nowait_unsupported = true;
+	}
+	t0 = util_now_ns();
+	do
+		n = pwritev(bd->data_fd, req->iov, req->iovcnt, (off_t)ext.file_offset);
+	while (n < 0 && errno == EINTR);
+	if (util_now_ns() - t0 > QUEUE_INLINE_SLOW_NS)
+		q->inline_backoff = QUEUE_INLINE_BACKOFF;
+done:
+	if (n >= 0 && (uint64_t)n != len) {
+		/* Short write: the synchronous op rewrites the whole range. */
+		queue_to_pool(q, req);
+		return true;
+	}
+	queue_local_done(q, req, n < 0 ? -errno : 0);
+	return true;
 }
 
 static void queue_uring_flush(struct blockdev_queue *q)
@@ -347,6 +408,8 @@ int blockdev_queue_submit(struct blockdev_queue *q, struct blockdev_req *req)
 		queue_local_done(q, req, 0);
 		return 0;
 	}
+	if (req->op == BLOCKDEV_OP_WRITE && queue_write_inline(q, req, len))
+		return 0;
 	if (q->ring_ok && queue_uring_prep(q, req, len)) {
 		if (!q->plugged)
 			queue_uring_flush(q);
@@ -542,6 +605,11 @@ struct blockdev_queue *blockdev_queue_create(struct blockdev *bd, unsigned depth
 				 strerror(-ret));
 	}
 	q->engine = q->ring_ok ? BLOCKDEV_ENGINE_URING : BLOCKDEV_ENGINE_THREADS;
+	if (bd->ops->map && bd->data_fd >= 0) {
+		int fl = fcntl(bd->data_fd, F_GETFL);
+
+		q->inline_writes = fl >= 0 && !(fl & O_DIRECT) && !getenv("VIRIDIAN_NO_INLINE_WRITES");
+	}
 	nthreads = MIN(depth, q->ring_ok ? BLOCKDEV_URING_THREADS : BLOCKDEV_MAX_THREADS);
 	for (unsigned i = 0; i < nthreads; i++) {
 		int e = pthread_create(&q->workers[i], NULL, blockdev_worker, q);

@@ -122,6 +122,11 @@ enum blockdev_engine {
 	BLOCKDEV_ENGINE_THREADS,
 };
 
+/*
+ * Small (<= 64 KiB) buffered writes to stored data are done in the caller thread at submit
+ * (a page-cache copy; still completed through complete()), larger ones, FUA and O_DIRECT go to
+ * the engine. VIRIDIAN_NO_INLINE_WRITES=1 in the environment turns that off (tests, benches).
+ */
 struct blockdev_queue *blockdev_queue_create(struct blockdev *bd, unsigned depth,
 					     enum blockdev_engine engine);
 /* -EAGAIN when depth requests are in flight; -EINVAL for a bad range (not queued). */
