@@ -281,7 +281,8 @@ static bool queue_write_inline(struct blockdev_queue *q, struct blockdev_req *re
 	    ext.kind != BLOCKDEV_EXTENT_DATA || ext.file_offset > (uint64_t)INT64_MAX - len)
 		return false;
 	if (!q->nowait_unsupported) {
-		n = pwritev2(bd->data_fd, req->iov, req->iovcnt, (off_t)ext.file_offset, RWF_NOWAIT);
+		n = pwritev2(bd->data_fd, req->iov, req->iovcnt, (off_t)ext.file_offset,
+			     RWF_NOWAIT);
 		if (n < 0 && errno == EAGAIN)
 			return false;
 		if (n >= 0 || errno != EOPNOTSUPP)
@@ -608,7 +609,8 @@ struct blockdev_queue *blockdev_queue_create(struct blockdev *bd, unsigned depth
 	if (bd->ops->map && bd->data_fd >= 0) {
 		int fl = fcntl(bd->data_fd, F_GETFL);
 
-		q->inline_writes = fl >= 0 && !(fl & O_DIRECT) && !getenv("VIRIDIAN_NO_INLINE_WRITES");
+		q->inline_writes =
+			fl >= 0 && !(fl & O_DIRECT) && !getenv("VIRIDIAN_NO_INLINE_WRITES");
 	}
 	nthreads = MIN(depth, q->ring_ok ? BLOCKDEV_URING_THREADS : BLOCKDEV_MAX_THREADS);
 	for (unsigned i = 0; i < nthreads; i++) {
