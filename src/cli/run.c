@@ -7,6 +7,7 @@
 #include "boot/acpi.h"
 #include "boot/boot.h"
 #include "cli/commands.h"
+#include "cli/run.h"
 #include "devices/acpi_pm.h"
 #include "devices/i8042.h"
 #include "devices/reset.h"
@@ -22,6 +23,8 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -30,6 +33,8 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 /* Without KVM to ask, --cpus is checked against this; KVM_CAP_MAX_VCPUS is checked later. */
@@ -37,13 +42,6 @@
 #define RUN_MIN_MEMORY (4ull << 20)
 /* xAPIC IDs are 8 bits and 0xff is the broadcast ID; the ACPI tables hold ACPI_MAX_CPUS. */
 #define RUN_MAX_CPUS_XAPIC MIN(255, ACPI_MAX_CPUS)
-
-struct run_opts {
-	const char *kernel, *initrd, *cmdline, *serial, *name;
-	uint64_t memory;
-	unsigned cpus;
-	bool no_reboot, hugepages;
-};
 
 struct run_vm {
 	struct guest_mem mem;
@@ -57,6 +55,10 @@ struct run_vm {
 	struct run_hv hv;
 	bool mem_ok, part_ok, devs_ok;
 };
+
+/* Error prefix (viridian run / viridian vmwp) and the last failure, the Off event's reason. */
+static const char *run_prog = "viridian run";
+static char run_reason[512];
 
 static void run_usage(FILE *f)
 {
@@ -79,11 +81,10 @@ static int __attribute__((format(printf, 2, 3))) run_fail(int code, const char *
 {
 	va_list ap;
 
-	fputs("viridian run: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(run_reason, sizeof(run_reason), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	fprintf(stderr, "%s: %s\n", run_prog, run_reason);
 	return code;
 }
 
@@ -107,7 +108,7 @@ static int run_check_file(const char *what, const char *path)
 	return 0;
 }
 
-static int run_parse(int argc, char **argv, struct run_opts *o)
+static int run_parse(int argc, char **argv, struct run_config *o)
 {
 	enum {
 		O_KERNEL = 256,
@@ -143,7 +144,7 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 	uint64_t host, n;
 	int c;
 
-	*o = (struct run_opts){.serial = "stdio", .name = "vm"};
+	*o = (struct run_config){.serial = "stdio", .name = "vm"};
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -245,7 +246,7 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 }
 
 /* Fresh guest memory with ACPI tables and the kernel: at start and on every reboot. */
-static int run_load(struct run_vm *vm, const struct run_opts *o)
+static int run_load(struct run_vm *vm, const struct run_config *o)
 {
 	static struct acpi_config acfg; /* large (256 APIC IDs): not on the stack */
 	struct boot_config bcfg = {
@@ -274,8 +275,13 @@ static void run_post_port(void *opaque, uint64_t offset, uint8_t *data, unsigned
 		memset(data, 0xff, size);
 }
 
-static int run_build(struct run_vm *vm, struct vid_kvm *kvm, const struct run_opts *o,
-		     struct serial_backend *sb)
+static int run_sb_attach(void *opaque, struct uart *u)
+{
+	return serial_backend_attach(opaque, u);
+}
+
+static int run_build(struct run_vm *vm, struct vid_kvm *kvm, const struct run_config *o,
+		     const struct run_serial *ser)
 {
 	struct vid_partition *p = &vm->part;
 	struct dev_irq com1 = {vid_partition_irq_set, p, LAYOUT_COM1_IRQ};
@@ -283,7 +289,7 @@ static int run_build(struct run_vm *vm, struct vid_kvm *kvm, const struct run_op
 	struct dev_irq sci = {vid_partition_irq_set, p, LAYOUT_ACPI_SCI_IRQ};
 	struct dev_event reset = {vid_partition_reset_event, p};
 	struct dev_event poweroff = {vid_partition_poweroff_event, p};
-	struct uart_backend ub = {serial_backend_tx, sb};
+	struct uart_backend ub = {ser->tx, ser->opaque};
 	int r;
 
 	/* The child partition sees Hyper-V: CPUID leaves, synthetic MSRs, hypercalls. */
@@ -316,15 +322,15 @@ static int run_build(struct run_vm *vm, struct vid_kvm *kvm, const struct run_op
 	if (r == 0)
 		r = iobus_register(&p->pio, 0x80, 1, run_post_port, NULL, "post");
 	if (r == 0)
-		r = serial_backend_attach(sb, &vm->uart);
+		r = ser->attach(ser->opaque, &vm->uart);
 	if (r == 0)
 		r = vid_partition_set_boot_cpu(p, &vm->boot.cpu);
 	return r;
 }
 
-static void run_teardown(struct run_vm *vm, struct serial_backend *sb)
+static void run_teardown(struct run_vm *vm, const struct run_serial *ser)
 {
-	serial_backend_attach(sb, NULL);
+	ser->attach(ser->opaque, NULL);
 	if (vm->part_ok)
 		vid_partition_destroy(&vm->part);
 	run_hv_destroy(&vm->hv);
@@ -340,8 +346,191 @@ static void run_teardown(struct run_vm *vm, struct serial_backend *sb)
 	memset(vm, 0, sizeof(*vm));
 }
 
+/*
+ * Pause. vid has no pause of its own, so a real-time signal sent to each vCPU thread parks it
+ * in the handler. Parking is only safe where the thread holds no lock, which is exactly when
+ * the signal ended its KVM_RUN with EINTR (the interrupted registers still hold the ioctl's
+ * fd and request); anywhere else the handler returns and the pauser signals again a moment
+ * later. x86-64 only, like the rest of the VMM.
+ */
+static struct run_ctl *run_pause_ctl;
+
+static int run_pause_signal(void)
+{
+	return SIGRTMIN + 2;
+}
+
+static void run_futex_wake(_Atomic int *word)
+{
+	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+static void run_pause_handler(int sig, siginfo_t *si, void *uctx)
+{
+	const ucontext_t *uc = uctx;
+	struct run_ctl *c = run_pause_ctl;
+	struct vid_vcpu *v = vid_vcpu_current();
+	int saved = errno;
+
+	if (!c || !v || uc->uc_mcontext.gregs[REG_RAX] != -EINTR ||
+	    (unsigned long)uc->uc_mcontext.gregs[REG_RSI] != KVM_RUN ||
+	    uc->uc_mcontext.gregs[REG_RDI] != v->fd) {
+		errno = saved;
+		return;
+	}
+	atomic_fetch_add(&c->parked, 1);
+	run_futex_wake(&c->parked);
+	while (atomic_load(&c->paused))
+		syscall(SYS_futex, &c->paused, FUTEX_WAIT_PRIVATE, 1, NULL, NULL, 0);
+	atomic_fetch_sub(&c->parked, 1);
+	errno = saved;
+}
+
+/* Called with ctl->lock held and ctl->vm set. */
+static int run_pause_vcpus(struct run_ctl *c)
+{
+	struct vid_partition *p = &c->vm->part;
+	uint64_t deadline = util_now_ns() + 2000000000ull;
+
+	atomic_store(&c->paused, 1);
+	while (atomic_load(&c->parked) < (int)p->ncpus) {
+		if (util_now_ns() > deadline || atomic_load(&p->stop_reason) != VID_RUNNING) {
+			atomic_store(&c->paused, 0);
+			run_futex_wake(&c->paused);
+			err_set("the virtual processors did not pause within 2 s");
+			return -ETIMEDOUT;
+		}
+		for (unsigned i = 0; i < p->ncpus; i++)
+			if (p->vcpus[i].thread_started)
+				pthread_kill(p->vcpus[i].thread, run_pause_signal());
+		usleep(500);
+	}
+	return 0;
+}
+
+static void run_resume_vcpus(struct run_ctl *c)
+{
+	atomic_store(&c->paused, 0);
+	run_futex_wake(&c->paused);
+}
+
+void run_ctl_init(struct run_ctl *ctl)
+{
+	memset(ctl, 0, sizeof(*ctl));
+	pthread_mutex_init(&ctl->lock, NULL);
+	ctl->state = RUN_STATE_OFF;
+}
+
+void run_ctl_destroy(struct run_ctl *ctl)
+{
+	pthread_mutex_destroy(&ctl->lock);
+}
+
+const char *run_state_name(enum run_state s)
+{
+	static const char *const names[] = {"Starting", "Running", "Paused", "Stopping", "Off"};
+
+	return (unsigned)s < ARRAY_SIZE(names) ? names[s] : "Unknown";
+}
+
+enum run_state run_ctl_state(struct run_ctl *ctl)
+{
+	enum run_state s;
+
+	pthread_mutex_lock(&ctl->lock);
+	s = ctl->state;
+	pthread_mutex_unlock(&ctl->lock);
+	return s;
+}
+
+static void run_notify(const struct run_config *o, enum run_state s, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void run_notify(const struct run_config *o, enum run_state s, const char *fmt, ...)
+{
+	char reason[512];
+	va_list ap;
+
+	if (o->ctl) {
+		pthread_mutex_lock(&o->ctl->lock);
+		o->ctl->state = s;
+		pthread_mutex_unlock(&o->ctl->lock);
+	}
+	if (!o->on_state)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	o->on_state(o->opaque, s, reason);
+}
+
+static const char *const run_req_names[] = {"stop", "shutdown", "pause", "resume", "reset"};
+
+int run_ctl_request(struct run_ctl *c, enum run_request req)
+{
+	struct run_vm *vm;
+	enum run_state s, to;
+	int r = 0;
+
+	if ((unsigned)req >= ARRAY_SIZE(run_req_names)) {
+		err_set("unknown request %d", (int)req);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&c->lock);
+	vm = c->vm;
+	s = c->state;
+	to = s;
+	if (!vm || (s != RUN_STATE_RUNNING && s != RUN_STATE_PAUSED &&
+		    !(s == RUN_STATE_STOPPING && req == RUN_REQ_STOP))) {
+		err_set("cannot %s: the VM is %s", run_req_names[req], run_state_name(s));
+		r = -EBUSY;
+		goto out;
+	}
+	switch (req) {
+	case RUN_REQ_STOP:
+	case RUN_REQ_RESET:
+		if (req == RUN_REQ_STOP)
+			c->stop_requested = true;
+		else
+			c->reset_requested = true;
+		/* Parked vCPUs must run again to see the stop and be joined. */
+		run_resume_vcpus(c);
+		vid_partition_request_stop(&vm->part, VID_STOP_SIGNAL, "%s requested",
+					   run_req_names[req]);
+		to = req == RUN_REQ_STOP ? RUN_STATE_STOPPING : RUN_STATE_RUNNING;
+		break;
+	case RUN_REQ_SHUTDOWN:
+		if (s == RUN_STATE_PAUSED) {
+			err_set("cannot shut down a paused VM: resume it first");
+			r = -EBUSY;
+			goto out;
+		}
+		acpi_pm_power_button(&vm->pm);
+		to = RUN_STATE_STOPPING;
+		break;
+	case RUN_REQ_PAUSE:
+		if (s == RUN_STATE_PAUSED)
+			break;
+		r = run_pause_vcpus(c);
+		if (r == 0)
+			to = RUN_STATE_PAUSED;
+		break;
+	case RUN_REQ_RESUME:
+		if (s != RUN_STATE_PAUSED)
+			break;
+		run_resume_vcpus(c);
+		to = RUN_STATE_RUNNING;
+		break;
+	}
+out:
+	c->state = to;
+	pthread_mutex_unlock(&c->lock);
+	if (r == 0 && to != s && c->cfg && c->cfg->on_state)
+		c->cfg->on_state(c->cfg->opaque, to, run_req_names[req]);
+	return r;
+}
+
 /* Waits for the partition to stop on its own or for SIGINT/SIGTERM. */
-static void run_wait(struct run_vm *vm, int sigfd)
+static void run_wait(struct run_vm *vm, const struct run_config *o, int sigfd)
 {
 	struct pollfd pfd[2] = {{.fd = sigfd, .events = POLLIN},
 				{.fd = vm->part.stop_efd, .events = POLLIN}};
@@ -352,7 +541,7 @@ static void run_wait(struct run_vm *vm, int sigfd)
 				continue;
 			vid_partition_request_stop(&vm->part, VID_STOP_ERROR, "poll: %s",
 						   strerror(errno));
-			return;
+			break;
 		}
 		if (pfd[0].revents) {
 			struct signalfd_siginfo si;
@@ -360,64 +549,106 @@ static void run_wait(struct run_vm *vm, int sigfd)
 			if (read(sigfd, &si, sizeof(si)) == sizeof(si))
 				vid_partition_request_stop(&vm->part, VID_STOP_SIGNAL, "%s",
 							   strsignal((int)si.ssi_signo));
-			return;
+			break;
 		}
 		if (pfd[1].revents)
-			return;
+			break;
+	}
+	/* No request may reach this boot any more; parked vCPUs must run to be joined. */
+	if (o->ctl) {
+		pthread_mutex_lock(&o->ctl->lock);
+		o->ctl->vm = NULL;
+		run_resume_vcpus(o->ctl);
+		pthread_mutex_unlock(&o->ctl->lock);
 	}
 }
 
-static int run_vm_loop(const struct run_opts *o, struct run_vm *vm, struct vid_kvm *kvm,
-		       struct serial_backend *sb, int sigfd)
+static int run_vm_loop(const struct run_config *o, struct run_vm *vm, struct vid_kvm *kvm,
+		       const struct run_serial *ser, int sigfd)
 {
 	unsigned boots = 0;
 
 	for (;;) {
 		enum vid_stop_reason why;
 		char detail[sizeof(vm->part.stop_detail)];
+		bool stop_req = false, reset_req = false;
 		int r;
 
 		if (boots > 0) {
 			r = run_load(vm, o);
 			if (r < 0) {
-				run_teardown(vm, sb);
+				run_teardown(vm, ser);
 				return run_fail(VIRIDIAN_EXIT_ERROR, "reboot: %s", err_msg());
 			}
 		}
-		r = run_build(vm, kvm, o, sb);
+		r = run_build(vm, kvm, o, ser);
+		/* The partition exists and no guest instruction has run: the sandbox goes on. */
+		if (r == 0 && boots == 0 && o->before_guest)
+			r = o->before_guest(o->opaque) ? -EPERM : 0;
+		if (r == 0 && o->ctl) {
+			pthread_mutex_lock(&o->ctl->lock);
+			o->ctl->vm = vm;
+			o->ctl->stop_requested = o->ctl->reset_requested = false;
+			pthread_mutex_unlock(&o->ctl->lock);
+		}
 		if (r == 0)
 			r = vid_partition_start(&vm->part);
 		if (r < 0) {
 			char msg[512];
 
 			snprintf(msg, sizeof(msg), "%s", err_msg());
-			run_teardown(vm, sb);
+			if (o->ctl) {
+				pthread_mutex_lock(&o->ctl->lock);
+				o->ctl->vm = NULL;
+				pthread_mutex_unlock(&o->ctl->lock);
+			}
+			run_teardown(vm, ser);
 			return run_fail(VIRIDIAN_EXIT_ERROR, "%s", msg);
 		}
 		log_info("run", "%s: %u vCPU(s), %llu MiB, kernel %s",
 			 boots ? "rebooted" : "started", o->cpus,
 			 (unsigned long long)(o->memory >> 20), o->kernel);
+		if (boots == 0)
+			run_notify(o, RUN_STATE_RUNNING, "started");
 		boots++;
-		run_wait(vm, sigfd);
+		run_wait(vm, o, sigfd);
 		why = vid_partition_wait(&vm->part);
 		snprintf(detail, sizeof(detail), "%s", vm->part.stop_detail);
-		run_teardown(vm, sb);
+		if (o->ctl) {
+			pthread_mutex_lock(&o->ctl->lock);
+			stop_req = o->ctl->stop_requested;
+			reset_req = o->ctl->reset_requested;
+			pthread_mutex_unlock(&o->ctl->lock);
+		}
+		run_teardown(vm, ser);
+		if (why == VID_STOP_SIGNAL && stop_req) {
+			snprintf(run_reason, sizeof(run_reason), "stopped (hard stop requested)");
+			log_info("run", "%s", run_reason);
+			return VIRIDIAN_EXIT_OK;
+		}
+		if (why == VID_STOP_SIGNAL && reset_req) {
+			log_info("run", "reset requested: rebooting");
+			continue;
+		}
 		switch (why) {
 		case VID_STOP_POWEROFF:
-			log_info("run", "guest powered off (%s)", detail);
+			snprintf(run_reason, sizeof(run_reason), "guest powered off (%s)", detail);
+			log_info("run", "%s", run_reason);
 			return VIRIDIAN_EXIT_OK;
 		case VID_STOP_RESET:
 			if (o->no_reboot) {
+				snprintf(run_reason, sizeof(run_reason), "guest reset (%s)",
+					 detail);
 				fprintf(stderr,
-					"viridian run: guest reset (%s); exiting because of "
-					"--no-reboot\n",
-					detail);
+					"%s: guest reset (%s); exiting because of --no-reboot\n",
+					run_prog, detail);
 				return VIRIDIAN_EXIT_OK;
 			}
 			log_info("run", "guest reset (%s): rebooting", detail);
 			continue;
 		case VID_STOP_SIGNAL:
-			log_info("run", "stopped by %s", detail);
+			snprintf(run_reason, sizeof(run_reason), "stopped by %s", detail);
+			log_info("run", "%s", run_reason);
 			return VIRIDIAN_EXIT_INTERRUPTED;
 		case VID_STOP_EMULATION:
 			return run_fail(VIRIDIAN_EXIT_EMULATION, "guest stopped: %s", detail);
@@ -431,45 +662,82 @@ static int run_vm_loop(const struct run_opts *o, struct run_vm *vm, struct vid_k
 	}
 }
 
-int cmd_run(int argc, char **argv)
+int run_config_check(const struct run_config *o)
+{
+	uint64_t host = run_host_memory();
+	int r;
+
+	if (o->memory < RUN_MIN_MEMORY)
+		return run_fail(VIRIDIAN_EXIT_USAGE, "memory %llu MiB: at least 4 MiB is needed",
+				(unsigned long long)(o->memory >> 20));
+	if (!IS_ALIGNED(o->memory, 4096ull))
+		return run_fail(VIRIDIAN_EXIT_USAGE, "memory: must be a multiple of 4K");
+	if (host && o->memory > host)
+		return run_fail(VIRIDIAN_EXIT_USAGE,
+				"memory %llu MiB is more than this host's %llu MiB of RAM",
+				(unsigned long long)(o->memory >> 20),
+				(unsigned long long)(host >> 20));
+	if (o->cpus == 0 || o->cpus > RUN_MAX_CPUS_XAPIC)
+		return run_fail(VIRIDIAN_EXIT_USAGE, "cpus %u: expected 1 to %d", o->cpus,
+				RUN_MAX_CPUS_XAPIC);
+	if (!o->kernel)
+		return run_fail(VIRIDIAN_EXIT_USAGE, "no kernel given");
+	r = run_check_file("kernel", o->kernel);
+	if (r == 0 && o->initrd)
+		r = run_check_file("initrd", o->initrd);
+	return r;
+}
+
+int run_vm(const struct run_config *o)
 {
 	struct rlimit no_core = {0, 0};
 	static struct run_vm vm;
 	struct serial_backend sb;
-	struct run_opts o;
+	struct run_serial sbops = {serial_backend_tx, run_sb_attach, &sb};
+	const struct run_serial *ser = o->serial_ops ? o->serial_ops : &sbops;
+	struct sigaction sa = {.sa_sigaction = run_pause_handler, .sa_flags = SA_SIGINFO};
 	struct vid_kvm kvm;
 	sigset_t sigs;
 	int r, sigfd;
 
+	if (o->prog)
+		run_prog = o->prog;
+	run_reason[0] = 0;
 	/* A failure is a line on stderr, never a core file. */
 	setrlimit(RLIMIT_CORE, &no_core);
-	r = run_parse(argc, argv, &o);
-	if (r)
-		return r < 0 ? VIRIDIAN_EXIT_OK : r;
-	log_set_vm_name(o.name);
+	log_set_vm_name(o->name ? o->name : "vm");
+	if (o->ctl) {
+		o->ctl->cfg = o;
+		run_pause_ctl = o->ctl;
+		sigemptyset(&sa.sa_mask);
+		sigaction(run_pause_signal(), &sa, NULL);
+	}
+	run_notify(o, RUN_STATE_STARTING, "starting");
 	memset(&vm, 0, sizeof(vm));
 	/* Load before opening KVM so a bad kernel is reported as such on any host. */
-	if (run_load(&vm, &o) < 0) {
+	if (run_load(&vm, o) < 0) {
 		char msg[512];
 
 		snprintf(msg, sizeof(msg), "%s", err_msg());
 		if (vm.mem_ok)
 			guest_mem_destroy(&vm.mem);
-		return run_fail(VIRIDIAN_EXIT_ERROR, "%s", msg);
+		r = run_fail(VIRIDIAN_EXIT_ERROR, "%s", msg);
+		goto out;
 	}
 	if (vid_kvm_open(&kvm) < 0) {
 		char msg[512];
 
 		snprintf(msg, sizeof(msg), "%s", err_msg());
 		guest_mem_destroy(&vm.mem);
-		return run_fail(VIRIDIAN_EXIT_ERROR, "%s", msg);
+		r = run_fail(VIRIDIAN_EXIT_ERROR, "%s", msg);
+		goto out;
 	}
-	if (o.cpus > kvm.max_vcpus) {
+	if (o->cpus > kvm.max_vcpus) {
 		guest_mem_destroy(&vm.mem);
 		vid_kvm_close(&kvm);
-		return run_fail(VIRIDIAN_EXIT_USAGE,
-				"--cpus %u: this host's KVM supports at most %u", o.cpus,
-				kvm.max_vcpus);
+		r = run_fail(VIRIDIAN_EXIT_USAGE, "--cpus %u: this host's KVM supports at most %u",
+			     o->cpus, kvm.max_vcpus);
+		goto out;
 	}
 	/* Signals go to a signalfd; every thread created from here on inherits the mask. */
 	sigemptyset(&sigs);
@@ -478,17 +746,34 @@ int cmd_run(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	sigfd = signalfd(-1, &sigs, SFD_CLOEXEC);
-	if (sigfd < 0 || serial_backend_open(&sb, o.serial) < 0) {
+	if (sigfd < 0 || (!o->serial_ops && serial_backend_open(&sb, o->serial) < 0)) {
 		char msg[512];
 
 		snprintf(msg, sizeof(msg), "%s", sigfd < 0 ? strerror(errno) : err_msg());
 		guest_mem_destroy(&vm.mem);
 		vid_kvm_close(&kvm);
-		return run_fail(VIRIDIAN_EXIT_ERROR, "%s", msg);
+		if (sigfd >= 0)
+			close(sigfd);
+		r = run_fail(VIRIDIAN_EXIT_ERROR, "%s", msg);
+		goto out;
 	}
-	r = run_vm_loop(&o, &vm, &kvm, &sb, sigfd);
-	serial_backend_close(&sb);
+	r = run_vm_loop(o, &vm, &kvm, ser, sigfd);
+	if (!o->serial_ops)
+		serial_backend_close(&sb);
 	close(sigfd);
 	vid_kvm_close(&kvm);
+out:
+	run_notify(o, RUN_STATE_OFF, "%s", run_reason[0] ? run_reason : "exited");
 	return r;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct run_config o;
+	int r;
+
+	r = run_parse(argc, argv, &o);
+	if (r)
+		return r < 0 ? VIRIDIAN_EXIT_OK : r;
+	return run_vm(&o);
 }
