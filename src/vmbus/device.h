@@ -94,6 +94,12 @@ void *vmbus_chan_priv(const struct vmbus_chan *chan);
  */
 int vmbus_chan_send(struct vmbus_chan *chan, uint16_t type, uint16_t flags, uint64_t trans_id,
 		    uint32_t hdr_len, const struct iovec *iov, int iovcnt);
+/*
+ * The guest driver's receive buffer for this channel (max_pkt_size: descriptor included,
+ * trailer excluded; 4096 unless the driver is known to use another size, e.g. 80 for storvsc).
+ * Larger packets fail with -EMSGSIZE instead of desynchronising the guest's ring (§7.3).
+ */
+void vmbus_chan_set_max_pkt(struct vmbus_chan *chan, uint32_t bytes);
 /* Convenience: an inband (type 6) packet, or a completion (type 11) for trans_id. */
 int vmbus_chan_send_inband(struct vmbus_chan *chan, uint64_t trans_id, const void *data,
 			   uint32_t len, bool completion_requested);
@@ -116,7 +122,7 @@ void vmbus_chan_del_fd(struct vmbus_chan *chan, int fd);
  * -EPROTO (malformed packet), -EFAULT (a page outside guest RAM), -E2BIG (over max_bytes or
  * max_iov).
  */
-int vmbus_pkt_gpa_direct_iov(struct guest_mem *gm, const struct vmbus_pkt *pkt,
-			     struct iovec *iov, int max_iov, uint64_t max_bytes, uint64_t *total);
+int vmbus_pkt_gpa_direct_iov(struct guest_mem *gm, const struct vmbus_pkt *pkt, struct iovec *iov,
+			     int max_iov, uint64_t max_bytes, uint64_t *total);
 
 #endif
