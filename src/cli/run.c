@@ -85,6 +85,8 @@ static int __attribute__((format(printf, 2, 3))) run_fail(int code, const char *
 	vsnprintf(run_reason, sizeof(run_reason), fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "%s: %s\n", run_prog, run_reason);
+	/* Callers of run_config_check() (the worker) pass the line on. */
+	err_set("%s", run_reason);
 	return code;
 }
 

@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * viridian vmwp --vm-dir DIR: the worker of one VM. Order matters: config, sockets (so vmms
+ * can connect and see Starting, and then the Off event with the reason if the partition
+ * cannot be built), the VM through run_vm(), the sandbox inside its before-guest hook.
+ * stderr is worker.log: its last line is the reason vmms shows for a failed start.
+ */
+#include "vmwp/vmwp.h"
+
+#include "cli/commands.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+struct vmwp {
+	struct vmwp_config cfg;
+	struct vmwp_server *server;
+	struct run_ctl ctl;
+	bool drop;
+	uid_t uid;
+	gid_t gid;
+};
+
+static void vmwp_usage(FILE *f)
+{
+	fprintf(f, "usage: viridian vmwp --vm-dir DIR [--log-level LEVEL]\n"
+		   "  Runs the VM described by DIR/vm.json; serves DIR/worker.sock (control)\n"
+		   "  and DIR/console.sock (COM1). Started by `viridian vmms`, not by hand.\n"
+		   "exit codes: docs/exit-codes.md\n");
+}
+
+static int __attribute__((format(printf, 2, 3))) vmwp_fail(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("viridian vmwp: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return code;
+}
+
+static int vmwp_before_guest(void *opaque)
+{
+	struct vmwp *w = opaque;
+
+	if (w->drop && vmwp_sandbox_drop(w->uid, w->gid) < 0)
+		return -1;
+	return vmwp_sandbox_seccomp() < 0 ? -1 : 0;
+}
+
+static void vmwp_on_state(void *opaque, enum run_state s, const char *reason)
+{
+	struct vmwp *w = opaque;
+
+	vmwp_server_event(w->server, s, reason);
+}
+
+/* Test hook: the filter is installed, then a forbidden syscall must kill the process. */
+static int vmwp_test_seccomp(struct vmwp *w)
+{
+	if (vmwp_before_guest(w) < 0)
+		return vmwp_fail(VIRIDIAN_EXIT_ERROR, "%s", err_msg());
+	syscall(SYS_ptrace, 0 /* PTRACE_TRACEME */, 0, 0, 0);
+	return vmwp_fail(VIRIDIAN_EXIT_ERROR, "seccomp filter installed but ptrace was allowed");
+}
+
+int vmwp_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"vm-dir", required_argument, NULL, 'd'},
+		{"log-level", required_argument, NULL, 'l'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	static struct vmwp w;
+	const char *dir = NULL, *hold;
+	struct run_config rc;
+	enum log_level level;
+	char path[4200];
+	int c, r;
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			dir = optarg;
+			break;
+		case 'l':
+			if (log_level_parse(optarg, &level) < 0)
+				return vmwp_fail(VIRIDIAN_EXIT_USAGE,
+						 "--log-level '%s': expected error, warn, info, "
+						 "debug or trace",
+						 optarg);
+			log_set_level(level);
+			break;
+		case 'h':
+			vmwp_usage(stdout);
+			return VIRIDIAN_EXIT_OK;
+		default:
+			return vmwp_fail(VIRIDIAN_EXIT_USAGE,
+					 "unknown option or missing value '%s'; see viridian vmwp "
+					 "--help",
+					 argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return vmwp_fail(VIRIDIAN_EXIT_USAGE, "unexpected argument '%s'", argv[optind]);
+	if (!dir)
+		return vmwp_fail(VIRIDIAN_EXIT_USAGE, "--vm-dir DIR is required");
+	if (strlen(dir) > 4000)
+		return vmwp_fail(VIRIDIAN_EXIT_USAGE, "--vm-dir: path too long");
+	snprintf(path, sizeof(path), "%s/vm.json", dir);
+	if (vmwp_config_load(&w.cfg, path) < 0)
+		return vmwp_fail(VIRIDIAN_EXIT_ERROR, "%s", err_msg());
+	log_set_vm_name(w.cfg.name);
+	/* NSS may open files and sockets: resolve the user while that is still allowed. */
+	if (w.cfg.user) {
+		if (vmwp_sandbox_lookup_user(w.cfg.user, &w.uid, &w.gid) < 0) {
+			vmwp_config_free(&w.cfg);
+			return vmwp_fail(VIRIDIAN_EXIT_ERROR, "%s", err_msg());
+		}
+		w.drop = true;
+	}
+	run_ctl_init(&w.ctl);
+	/* For vmms, the worker is Starting from exec until the guest runs or it gives up. */
+	w.ctl.state = RUN_STATE_STARTING;
+	signal(SIGPIPE, SIG_IGN);
+	if (vmwp_server_start(&w.server, dir, &w.ctl) < 0) {
+		vmwp_config_free(&w.cfg);
+		return vmwp_fail(VIRIDIAN_EXIT_ERROR, "%s", err_msg());
+	}
+	if (getenv("VIRIDIAN_VMWP_TEST_SECCOMP"))
+		return vmwp_test_seccomp(&w);
+	/* Test hook: time for a test client to connect before the VM is built. */
+	hold = getenv("VIRIDIAN_VMWP_TEST_HOLD_MS");
+	if (hold)
+		usleep((useconds_t)MIN(strtoul(hold, NULL, 10), 10000ul) * 1000);
+	if (w.cfg.ndisks)
+		log_warn("vmwp", "%u disk(s) configured; storage devices are not attached yet",
+			 w.cfg.ndisks);
+	rc = (struct run_config){
+		.prog = "viridian vmwp",
+		.name = w.cfg.name,
+		.kernel = w.cfg.kernel,
+		.initrd = w.cfg.initrd,
+		.cmdline = w.cfg.cmdline,
+		.serial_ops = vmwp_server_serial(w.server),
+		.memory = w.cfg.memory_mb << 20,
+		.cpus = w.cfg.cpus,
+		.ctl = &w.ctl,
+		.before_guest = vmwp_before_guest,
+		.on_state = vmwp_on_state,
+		.opaque = &w,
+	};
+	r = run_config_check(&rc);
+	if (r) {
+		/* run_config_check printed the line; clients get it as the Off reason too. */
+		vmwp_server_event(w.server, RUN_STATE_OFF, err_msg()[0] ? err_msg() : "bad config");
+		r = VIRIDIAN_EXIT_ERROR;
+	} else {
+		r = run_vm(&rc);
+	}
+	vmwp_server_stop(w.server);
+	run_ctl_destroy(&w.ctl);
+	vmwp_config_free(&w.cfg);
+	return r;
+}
