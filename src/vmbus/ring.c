@@ -147,6 +147,7 @@ int vmbus_ring_init(struct vmbus_ring *r, struct guest_mem *gm, const uint64_t *
 	r->size = ndata * VMBUS_PAGE_SIZE;
 	r->dir = dir;
 	r->max_pkt = VMBUS_DEFAULT_MAX_PKT_SIZE;
+	r->nap_ns = VMBUS_RING_NAP_NS;
 
 	if (dir == VMBUS_RING_GUEST_TO_HOST) {
 		idx = ld_once(&r->ctrl->read_index);
@@ -216,32 +217,39 @@ int vmbus_ring_pair_init(struct vmbus_ring *g2h, struct vmbus_ring *h2g, struct 
 int vmbus_ring_peek(struct vmbus_ring *r, struct vmbus_pkt *pkt)
 {
 	struct vmbus_pkt_desc d;
-	uint32_t w, avail, len;
+	uint32_t rd = r->rd, w, avail, len, contig;
+	const uint8_t *p;
 
 	/*
 	 * Reload the guest's write_index only when the packets it announced last time are used
 	 * up: it only moves forward, and re-reading it per packet bounces its cache line.
 	 */
 	w = r->wr_seen;
-	if (w == r->rd) {
+	if (w == rd) {
 		w = ld_acquire(&r->ctrl->write_index);
 		if (!index_ok(r, w))
 			return -EPROTO;
 		r->wr_seen = w;
 	}
-	avail = ring_used(r, r->rd, w);
+	avail = ring_used(r, rd, w);
 	if (avail == 0)
 		return -EAGAIN;
 	if (avail < sizeof(d) + VMBUS_PKT_TRAILER_SIZE)
 		return -EPROTO;
-	ring_copy_out(r, r->rd, &d, sizeof(d));
+	p = ring_at(r, rd);
+	contig = ring_contig(r, rd);
+	/* A fixed-size copy compiles to two loads; only a descriptor split by the wrap loops. */
+	if (contig >= sizeof(d))
+		memcpy(&d, p, sizeof(d));
+	else
+		ring_copy_out(r, rd, &d, sizeof(d));
 	len = (uint32_t)d.len8 * 8;
 	if (d.offset8 < 2 || d.offset8 > d.len8 || len + VMBUS_PKT_TRAILER_SIZE > avail)
 		return -EPROTO;
-	if (!r->always_copy && ring_contig(r, r->rd) >= len) {
-		pkt->data = ring_at(r, r->rd);
+	if (!r->always_copy && contig >= len) {
+		pkt->data = p;
 	} else {
-		ring_copy_out(r, r->rd, r->bounce, len);
+		ring_copy_out(r, rd, r->bounce, len);
 		/* The copy is private: make its descriptor agree with the validated one. */
 		memcpy(r->bounce, &d, sizeof(d));
 		pkt->data = r->bounce;
@@ -287,6 +295,39 @@ bool vmbus_ring_read_done(struct vmbus_ring *r)
 	free_before = r->size - ring_used(r, old, w);
 	free_after = r->size - ring_used(r, r->rd, w);
 	return free_before <= pending && free_after > pending;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield" ::: "memory");
+#endif
+}
+
+bool vmbus_ring_poll(struct vmbus_ring *r, uint64_t budget_ns)
+{
+	uint64_t now = util_now_ns(), end = now + budget_ns, next;
+
+	if (r->wr_seen != r->rd)
+		return true;
+	for (;;) {
+		next = MIN(now + r->nap_ns, end);
+		while ((now = util_now_ns()) < next)
+			cpu_relax();
+		/* peek re-reads and validates it: it only sees wr_seen == rd. */
+		if (ld_acquire(&r->ctrl->write_index) != r->rd)
+			return true;
+		if (now >= end)
+			return false;
+		cpu_relax();
+	}
+}
+
+void vmbus_ring_set_nap(struct vmbus_ring *r, uint32_t ns)
+{
+	r->nap_ns = ns;
 }
 
 void vmbus_ring_mask(struct vmbus_ring *r)

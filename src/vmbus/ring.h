@@ -39,6 +39,7 @@ struct vmbus_ring {
 	uint32_t cur_len; /* bytes (with trailer) of the packet peek returned, 0 = none */
 	uint8_t *bounce; /* wrapped packets are copied here (size bytes) */
 	bool always_copy; /* vmbus_ring_set_copy() */
+	uint32_t nap_ns; /* vmbus_ring_poll(): time between looks at write_index */
 	/* writer */
 	uint32_t wr; /* our write_index (the guest's copy is never read back) */
 	uint32_t max_pkt; /* guest bounce-buffer size, descriptor included, trailer excluded */
@@ -98,6 +99,19 @@ void vmbus_ring_consume(struct vmbus_ring *r);
  * it set pending_send_sz and the free space just went from <= pending to > pending.
  */
 bool vmbus_ring_read_done(struct vmbus_ring *r);
+/*
+ * After a drain to empty, with interrupt_mask still set (so the guest is not signalling):
+ * waits up to budget_ns for more packets, looking at write_index once per nap (see
+ * vmbus_ring_set_nap) instead of spinning on it. The guest writes that cache line for every
+ * packet; a reader spinning on it turns each of those writes into a cross-core transfer and
+ * slows the guest down several times. true = there is something for peek (a packet, or a
+ * malformed index peek will report), false = still empty: unmask and wait for a signal.
+ * Publishes nothing: call vmbus_ring_read_done() first so the guest sees the space.
+ */
+bool vmbus_ring_poll(struct vmbus_ring *r, uint64_t budget_ns);
+/* Time between looks in vmbus_ring_poll (default VMBUS_RING_NAP_NS); 0 = look continuously. */
+void vmbus_ring_set_nap(struct vmbus_ring *r, uint32_t ns);
+#define VMBUS_RING_NAP_NS 2000u
 /* Sets interrupt_mask while the host drains, so the guest does not signal. */
 void vmbus_ring_mask(struct vmbus_ring *r);
 /*
