@@ -1,0 +1,756 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * storvsp: synthetic SCSI controller over VMBus (spec vmbus-devices.md §2), a vmbus_device on
+ * top of scsi.c and the blockdev queues.
+ *
+ * Per channel (primary or sub-channel, each on its own I/O thread): a pool of requests, one
+ * blockdev queue per LUN created on first use with its eventfd in the channel's epoll loop,
+ * and a FIFO of requests that found their queue full. Completions go back on the channel the
+ * request came from, in whatever order the I/O finishes. Every reply is one 64-byte vstor
+ * packet in a COMP packet (the guest's 80-byte bounce buffer: §1.2, §2.4).
+ *
+ * Everything in a guest packet is copied out of the ring once, then validated; a bad field
+ * gets an error status (or SRB status / sense) in the reply, never a crash, and every request
+ * that asked for a completion gets one (the guest never times out, §2.6).
+ */
+#include "vsp/storvsp.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/crc32c.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "vmbus/device.h"
+#include "vsp/scsi.h"
+#include "vsp/storvsp_proto.h"
+
+/* One GPA-direct buffer of STORVSP_MAX_TRANSFER bytes at any page offset spans this many
+ * pages; the iovec array cannot need more (adjacent pages are merged, never split). */
+#define STORVSP_MAX_IOV (STORVSP_MAX_TRANSFER / 4096u + 1u)
+#define STORVSP_QUEUE_DEPTH 256u
+
+struct storvsp_lun {
+	struct blockdev *bd;
+	bool owned;
+	struct scsi_disk *disk;
+};
+
+struct storvsp {
+	struct vmbus_device dev;
+	unsigned nluns;
+	struct storvsp_lun luns[STORVSP_MAX_LUNS];
+	uint16_t lun_ids[STORVSP_MAX_LUNS];
+	/* protocol state: written on the primary channel's thread, read by sub-channels */
+	_Atomic int state;
+	uint16_t version;
+	/* stats */
+	_Atomic uint64_t srbs, completions, errors, bad_packets, queue_full;
+};
+
+enum storvsp_state {
+	STORVSP_IDLE, /* channel opened, waiting for BEGIN_INITIALIZATION */
+	STORVSP_BEGUN, /* BEGIN seen: version query */
+	STORVSP_VERSION, /* version agreed: properties, END */
+	STORVSP_READY, /* END seen: I/O */
+};
+
+struct storvsp_chan;
+
+struct storvsp_req {
+	struct scsi_req sreq; /* first: scsi callbacks get it */
+	struct storvsp_chan *ch;
+	struct storvsp_req *next;
+	uint64_t trans_id;
+	bool reply; /* the guest asked for a completion */
+	uint8_t lun;
+	struct vstor_packet pkt; /* the request as copied in; the reply is built over it */
+	struct iovec iov[STORVSP_MAX_IOV];
+};
+
+struct storvsp_chan {
+	struct storvsp *sv;
+	struct vmbus_chan *chan;
+	struct blockdev_queue *q[STORVSP_MAX_LUNS];
+	struct storvsp_req *free_list;
+	struct storvsp_req *wait_head, *wait_tail;
+	unsigned allocated, inflight;
+	bool closing;
+	/* RESET_* waiting for the channel's I/O to drain */
+	unsigned resets_pending;
+	uint64_t reset_ids[4];
+};
+
+static struct storvsp *to_sv(struct vmbus_device *dev)
+{
+	return dev->priv;
+}
+
+static void sv_stat_inc(_Atomic uint64_t *c)
+{
+	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+/* ---- replies ---- */
+
+static void chan_send_reply(struct storvsp_chan *ch, uint64_t trans_id, struct vstor_packet *pkt)
+{
+	int ret;
+
+	pkt->operation = VSTOR_OP_COMPLETE_IO;
+	pkt->flags = 0;
+	/* Always 64 bytes: Linux rejects shorter, its buffer takes no more (§2.4). */
+	ret = vmbus_chan_send_completion(ch->chan, trans_id, pkt, VSTOR_PACKET_SIZE);
+	if (ret < 0 && ret != -EPIPE)
+		log_warn_ratelimited("vsp", "storvsp: completion for %#llx not sent: %s",
+				     (unsigned long long)trans_id, strerror(-ret));
+}
+
+static void chan_reply_status(struct storvsp_chan *ch, uint64_t trans_id, struct vstor_packet *pkt,
+			      uint32_t status)
+{
+	pkt->status = status;
+	chan_send_reply(ch, trans_id, pkt);
+}
+
+/* ---- request pool ---- */
+
+static struct storvsp_req *req_get(struct storvsp_chan *ch)
+{
+	struct storvsp_req *r = ch->free_list;
+
+	if (r) {
+		ch->free_list = r->next;
+	} else {
+		if (ch->allocated >= STORVSP_MAX_INFLIGHT)
+			return NULL;
+		r = malloc(sizeof(*r));
+		if (!r)
+			return NULL;
+		ch->allocated++;
+	}
+	r->ch = ch;
+	r->next = NULL;
+	return r;
+}
+
+static void req_put(struct storvsp_chan *ch, struct storvsp_req *r)
+{
+	r->next = ch->free_list;
+	ch->free_list = r;
+}
+
+static void chan_check_resets(struct storvsp_chan *ch)
+{
+	struct vstor_packet pkt;
+
+	if (!ch->resets_pending || ch->inflight || ch->closing)
+		return;
+	for (unsigned i = 0; i < ch->resets_pending; i++) {
+		memset(&pkt, 0, sizeof(pkt));
+		chan_reply_status(ch, ch->reset_ids[i], &pkt, VSTOR_STATUS_SUCCESS);
+	}
+	ch->resets_pending = 0;
+}
+
+/* Fills the SRB part of the reply from the SCSI result and sends it. */
+static void req_finish(struct storvsp_req *r)
+{
+	struct storvsp_chan *ch = r->ch;
+	struct storvsp *sv = ch->sv;
+	struct vstor_srb *srb = &r->pkt.srb;
+	struct scsi_req *s = &r->sreq;
+	uint8_t sense_max = srb->sense_info_length;
+	uint32_t status = VSTOR_STATUS_SUCCESS;
+
+	srb->scsi_status = s->status;
+	srb->data_transfer_length = s->xfer_len;
+	memset(srb->sense_data, 0, sizeof(srb->sense_data));
+	srb->sense_info_length = 0;
+	if (s->status == SCSI_STATUS_GOOD) {
+		srb->srb_status = SRB_STATUS_SUCCESS;
+	} else {
+		srb->srb_status = SRB_STATUS_ERROR;
+		srb->data_transfer_length = 0;
+		status = VSTOR_STATUS_IO_DEVICE_ERROR;
+		if (s->sense_len) {
+			uint8_t n = MIN(s->sense_len, sense_max);
+
+			n = MIN(n, (uint8_t)VSTOR_SENSE_SIZE);
+			memcpy(srb->sense_data, s->sense, n);
+			srb->sense_info_length = n;
+			if (n)
+				srb->srb_status |= SRB_STATUS_AUTOSENSE_VALID;
+		}
+		sv_stat_inc(&sv->errors);
+	}
+	if (r->reply && !ch->closing) {
+		chan_reply_status(ch, r->trans_id, &r->pkt, status);
+		sv_stat_inc(&sv->completions);
+	}
+	req_put(ch, r);
+}
+
+/* Completion of a request that was not run by the SCSI target (bad packet, bad address). */
+static void req_fail(struct storvsp_req *r, uint8_t srb_status, uint8_t scsi_status,
+		     uint32_t status)
+{
+	struct storvsp_chan *ch = r->ch;
+	struct vstor_srb *srb = &r->pkt.srb;
+
+	srb->srb_status = srb_status;
+	srb->scsi_status = scsi_status;
+	srb->data_transfer_length = 0;
+	srb->sense_info_length = 0;
+	memset(srb->sense_data, 0, sizeof(srb->sense_data));
+	sv_stat_inc(&ch->sv->errors);
+	if (r->reply) {
+		chan_reply_status(ch, r->trans_id, &r->pkt, status);
+		sv_stat_inc(&ch->sv->completions);
+	}
+	req_put(ch, r);
+}
+
+/* ---- I/O ---- */
+
+static void chan_run_waiting(struct storvsp_chan *ch);
+
+static void req_scsi_done(struct scsi_req *s)
+{
+	struct storvsp_req *r = (struct storvsp_req *)s;
+	struct storvsp_chan *ch = r->ch;
+
+	ch->inflight--;
+	req_finish(r);
+}
+
+/* 0 = finished or queued for later, never fails. */
+static void req_submit(struct storvsp_chan *ch, struct storvsp_req *r)
+{
+	struct storvsp_lun *lun = &ch->sv->luns[r->lun];
+	int ret = scsi_disk_execute(lun->disk, ch->q[r->lun], &r->sreq);
+
+	if (ret == 1) {
+		ch->inflight++;
+		return;
+	}
+	if (ret == -EAGAIN) {
+		sv_stat_inc(&ch->sv->queue_full);
+		r->next = NULL;
+		if (ch->wait_tail)
+			ch->wait_tail->next = r;
+		else
+			ch->wait_head = r;
+		ch->wait_tail = r;
+		return;
+	}
+	req_finish(r);
+}
+
+static void chan_run_waiting(struct storvsp_chan *ch)
+{
+	struct storvsp_req *list = ch->wait_head;
+
+	ch->wait_head = ch->wait_tail = NULL;
+	while (list) {
+		struct storvsp_req *r = list;
+
+		list = r->next;
+		req_submit(ch, r);
+	}
+}
+
+static void chan_queue_ready(struct vmbus_chan *chan, int fd, void *opaque)
+{
+	struct blockdev_queue *q = opaque;
+	struct storvsp_chan *ch = vmbus_chan_priv(chan);
+
+	blockdev_queue_complete(q);
+	if (!ch)
+		return;
+	if (ch->wait_head)
+		chan_run_waiting(ch);
+	chan_check_resets(ch);
+}
+
+static struct blockdev_queue *chan_lun_queue(struct storvsp_chan *ch, unsigned lun)
+{
+	struct blockdev_queue *q = ch->q[lun];
+	int ret;
+
+	if (q)
+		return q;
+	q = blockdev_queue_create(ch->sv->luns[lun].bd, STORVSP_QUEUE_DEPTH, BLOCKDEV_ENGINE_AUTO);
+	if (!q) {
+		log_warn_ratelimited("vsp", "storvsp: no I/O queue for LUN %u: %s", lun, err_msg());
+		return NULL;
+	}
+	ret = vmbus_chan_add_fd(ch->chan, blockdev_queue_fd(q), chan_queue_ready, q);
+	if (ret < 0) {
+		log_warn_ratelimited("vsp", "storvsp: cannot watch the I/O queue of LUN %u: %s",
+				     lun, strerror(-ret));
+		blockdev_queue_destroy(q);
+		return NULL;
+	}
+	ch->q[lun] = q;
+	return q;
+}
+
+/*
+ * EXECUTE_SRB. r->pkt holds the guest's 64 bytes (copied). pkt is the ring packet (for its
+ * GPA-direct ranges).
+ */
+static void handle_srb(struct storvsp_chan *ch, struct storvsp_req *r, const struct vmbus_pkt *pkt)
+{
+	struct storvsp *sv = ch->sv;
+	struct vstor_srb *srb = &r->pkt.srb;
+	struct scsi_req *s = &r->sreq;
+	uint32_t want = srb->data_transfer_length;
+	bool present;
+
+	sv_stat_inc(&sv->srbs);
+	memset(s, 0, sizeof(*s));
+	if (atomic_load_explicit(&sv->state, memory_order_acquire) != STORVSP_READY) {
+		req_fail(r, SRB_STATUS_ERROR, 0, VSTOR_STATUS_INVALID_DEVICE_STATE);
+		return;
+	}
+	if (srb->cdb_length == 0 || srb->cdb_length > VSTOR_CDB_SIZE ||
+	    srb->data_in > VSTOR_DATA_NONE) {
+		sv_stat_inc(&sv->bad_packets);
+		req_fail(r, SRB_STATUS_INVALID_REQUEST, 0, VSTOR_STATUS_INVALID_PARAMETER);
+		return;
+	}
+	memcpy(s->cdb, srb->cdb, srb->cdb_length);
+	s->cdb_len = srb->cdb_length;
+	s->dir = srb->data_in == VSTOR_DATA_WRITE  ? SCSI_DIR_TO_DEV
+		 : srb->data_in == VSTOR_DATA_READ ? SCSI_DIR_FROM_DEV
+						   : SCSI_DIR_NONE;
+	s->iov = r->iov;
+	s->complete = req_scsi_done;
+	s->opaque = r;
+
+	/* Data buffer: only in a GPA-direct packet; its ranges are checked against guest RAM. */
+	if (pkt->type == VMBUS_PKT_DATA_USING_GPA_DIRECT) {
+		uint64_t total = 0;
+		int n = vmbus_pkt_gpa_direct_iov(vmbus_chan_guest_mem(ch->chan), pkt, r->iov,
+						 (int)STORVSP_MAX_IOV, STORVSP_MAX_TRANSFER,
+						 &total);
+
+		if (n < 0 || want > total) {
+			sv_stat_inc(&sv->bad_packets);
+			req_fail(r, SRB_STATUS_INVALID_REQUEST, 0, VSTOR_STATUS_INVALID_PARAMETER);
+			return;
+		}
+		s->iovcnt = n;
+		s->buf_len = total;
+		/* The SRB's length is what the guest means to move: never more than the buffer. */
+		if (want < total) {
+			uint64_t left = want;
+			int i;
+
+			for (i = 0; i < n && left; i++) {
+				if (r->iov[i].iov_len >= left) {
+					r->iov[i].iov_len = (size_t)left;
+					left = 0;
+				} else {
+					left -= r->iov[i].iov_len;
+				}
+			}
+			s->iovcnt = i;
+			s->buf_len = want;
+		}
+	} else if (want && s->dir != SCSI_DIR_NONE) {
+		sv_stat_inc(&sv->bad_packets);
+		req_fail(r, SRB_STATUS_INVALID_REQUEST, 0, VSTOR_STATUS_INVALID_PARAMETER);
+		return;
+	}
+	if (s->dir == SCSI_DIR_NONE)
+		s->buf_len = 0;
+
+	/* Addressing: every disk is at path 0, target 0, LUN = slot (§2.7). */
+	present = srb->path_id == 0 && srb->target_id == 0 && srb->lun < sv->nluns;
+	if (s->cdb[0] == SCSI_OP_REPORT_LUNS) {
+		bool ours = srb->path_id == 0 && srb->target_id == 0;
+
+		scsi_report_luns(s, sv->lun_ids, ours ? sv->nluns : 0);
+		req_finish(r);
+		return;
+	}
+	if (!present) {
+		if (s->cdb[0] == SCSI_OP_INQUIRY) {
+			scsi_inquiry_absent(s);
+			req_finish(r);
+		} else {
+			req_fail(r, SRB_STATUS_INVALID_LUN, SCSI_STATUS_CHECK_CONDITION,
+				 VSTOR_STATUS_DEVICE_DOES_NOT_EXIST);
+		}
+		return;
+	}
+	r->lun = srb->lun;
+	if (!chan_lun_queue(ch, r->lun)) {
+		req_fail(r, SRB_STATUS_BUSY, SCSI_STATUS_BUSY, VSTOR_STATUS_DEVICE_BUSY);
+		return;
+	}
+	if (ch->wait_head) {
+		/* keep the order: requests already waiting go first */
+		sv_stat_inc(&sv->queue_full);
+		r->next = NULL;
+		ch->wait_tail->next = r;
+		ch->wait_tail = r;
+		return;
+	}
+	req_submit(ch, r);
+}
+
+/* ---- control operations ---- */
+
+static bool version_supported(uint16_t v)
+{
+	return v == VSTOR_VERSION_WIN10 || v == VSTOR_VERSION_WIN8_1 || v == VSTOR_VERSION_WIN8;
+}
+
+static void handle_control(struct storvsp_chan *ch, uint64_t trans_id, bool reply,
+			   struct vstor_packet *p)
+{
+	struct storvsp *sv = ch->sv;
+	bool primary = vmbus_chan_index(ch->chan) == 0;
+	int state = atomic_load_explicit(&sv->state, memory_order_acquire);
+	uint32_t status = VSTOR_STATUS_SUCCESS;
+
+	switch (p->operation) {
+	case VSTOR_OP_BEGIN_INITIALIZATION:
+		if (!primary) {
+			status = VSTOR_STATUS_INVALID_DEVICE_STATE;
+			break;
+		}
+		sv->version = 0;
+		atomic_store_explicit(&sv->state, STORVSP_BEGUN, memory_order_release);
+		break;
+	case VSTOR_OP_QUERY_PROTOCOL_VERSION:
+		if (!primary || state != STORVSP_BEGUN) {
+			status = VSTOR_STATUS_INVALID_DEVICE_STATE;
+		} else if (!version_supported(p->version.major_minor)) {
+			status = VSTOR_STATUS_REVISION_MISMATCH;
+		} else {
+			sv->version = p->version.major_minor;
+			atomic_store_explicit(&sv->state, STORVSP_VERSION, memory_order_release);
+		}
+		break;
+	case VSTOR_OP_QUERY_PROPERTIES:
+		if (!primary || state != STORVSP_VERSION) {
+			status = VSTOR_STATUS_INVALID_DEVICE_STATE;
+			break;
+		}
+		memset(&p->props, 0, sizeof(p->props));
+		p->props.max_channel_cnt = sv->dev.max_subchannels;
+		p->props.flags = sv->dev.max_subchannels ? VSTOR_PROP_FLAG_MULTI_CHANNEL : 0;
+		p->props.max_transfer_bytes = STORVSP_MAX_TRANSFER;
+		break;
+	case VSTOR_OP_END_INITIALIZATION:
+		if (!primary || state != STORVSP_VERSION) {
+			status = VSTOR_STATUS_INVALID_DEVICE_STATE;
+			break;
+		}
+		atomic_store_explicit(&sv->state, STORVSP_READY, memory_order_release);
+		break;
+	case VSTOR_OP_CREATE_SUB_CHANNELS: {
+		uint16_t n = p->sub_channel_count;
+		int ret;
+
+		if (!primary || state != STORVSP_READY) {
+			status = VSTOR_STATUS_INVALID_DEVICE_STATE;
+			break;
+		}
+		if (n == 0 || n > sv->dev.max_subchannels) {
+			status = VSTOR_STATUS_INVALID_PARAMETER;
+			break;
+		}
+		/* Answer first: the guest handles the offers once this completes (§2.5). */
+		if (reply)
+			chan_reply_status(ch, trans_id, p, VSTOR_STATUS_SUCCESS);
+		ret = vmbus_device_offer_subchannels(&sv->dev, n);
+		if (ret < 0)
+			log_warn_ratelimited("vsp", "storvsp: offering %u sub-channels: %s", n,
+					     strerror(-ret));
+		return;
+	}
+	case VSTOR_OP_RESET_LUN:
+	case VSTOR_OP_RESET_ADAPTER:
+	case VSTOR_OP_RESET_BUS:
+		/* Nothing to abort; answer once this channel's I/O has drained (§2.6). */
+		if (reply && (ch->inflight || ch->wait_head)) {
+			if (ch->resets_pending < ARRAY_SIZE(ch->reset_ids)) {
+				ch->reset_ids[ch->resets_pending++] = trans_id;
+				return;
+			}
+			status = VSTOR_STATUS_DEVICE_BUSY;
+		}
+		break;
+	default:
+		/* FCHBA_DATA (not an FC adapter), host-to-guest operations, unknown ones */
+		sv_stat_inc(&sv->bad_packets);
+		status = VSTOR_STATUS_INVALID_DEVICE_REQUEST;
+		break;
+	}
+	if (reply)
+		chan_reply_status(ch, trans_id, p, status);
+}
+
+static int storvsp_packet(struct vmbus_device *dev, struct vmbus_chan *chan,
+			  const struct vmbus_pkt *pkt)
+{
+	struct storvsp_chan *ch = vmbus_chan_priv(chan);
+	struct storvsp *sv = to_sv(dev);
+	bool reply = pkt->flags & VSTOR_FLAG_REQUEST_COMPLETION;
+	struct vstor_packet p;
+	uint32_t len;
+
+	if (!ch)
+		return 0;
+	if (pkt->type != VMBUS_PKT_DATA_INBAND && pkt->type != VMBUS_PKT_DATA_USING_GPA_DIRECT) {
+		/* the guest sends no completions or transfer-page packets to storvsp */
+		sv_stat_inc(&sv->bad_packets);
+		log_warn_ratelimited("vsp", "storvsp: packet type %u ignored", pkt->type);
+		return 0;
+	}
+	/* One copy: the guest can rewrite the ring under us. */
+	memset(&p, 0, sizeof(p));
+	len = MIN(pkt->payload_len, (uint32_t)VSTOR_PACKET_SIZE);
+	memcpy(&p, pkt->payload, len);
+	if (len < VSTOR_PACKET_SIZE) {
+		/* pre-Win8 sized or truncated: not a protocol we negotiate */
+		sv_stat_inc(&sv->bad_packets);
+		if (reply) {
+			if (p.operation == VSTOR_OP_EXECUTE_SRB) {
+				memset(&p.srb.sense_data, 0, sizeof(p.srb.sense_data));
+				p.srb.srb_status = SRB_STATUS_INVALID_REQUEST;
+				p.srb.data_transfer_length = 0;
+			}
+			chan_reply_status(ch, pkt->trans_id, &p, VSTOR_STATUS_INVALID_PARAMETER);
+		}
+		return 0;
+	}
+	if (p.operation == VSTOR_OP_EXECUTE_SRB) {
+		struct storvsp_req *r = req_get(ch);
+
+		if (!r) {
+			/* more requests than any driver keeps in flight: push back */
+			if (reply) {
+				memset(&p.srb.sense_data, 0, sizeof(p.srb.sense_data));
+				p.srb.srb_status = SRB_STATUS_BUSY;
+				p.srb.scsi_status = SCSI_STATUS_BUSY;
+				p.srb.data_transfer_length = 0;
+				chan_reply_status(ch, pkt->trans_id, &p, VSTOR_STATUS_DEVICE_BUSY);
+			}
+			return 0;
+		}
+		r->trans_id = pkt->trans_id;
+		r->reply = reply;
+		r->pkt = p;
+		handle_srb(ch, r, pkt);
+		return 0;
+	}
+	if (pkt->type != VMBUS_PKT_DATA_INBAND) {
+		sv_stat_inc(&sv->bad_packets);
+		if (reply)
+			chan_reply_status(ch, pkt->trans_id, &p, VSTOR_STATUS_INVALID_PARAMETER);
+		return 0;
+	}
+	handle_control(ch, pkt->trans_id, reply, &p);
+	return 0;
+}
+
+static int storvsp_open(struct vmbus_device *dev, struct vmbus_chan *chan, const uint8_t *user_data)
+{
+	struct storvsp_chan *ch = calloc(1, sizeof(*ch));
+
+	if (!ch)
+		return -ENOMEM;
+	ch->sv = to_sv(dev);
+	ch->chan = chan;
+	if (vmbus_chan_index(chan) == 0) {
+		/* a (re)opened primary channel starts the handshake again (resume, reload) */
+		ch->sv->version = 0;
+		atomic_store_explicit(&ch->sv->state, STORVSP_IDLE, memory_order_release);
+	}
+	vmbus_chan_set_priv(chan, ch);
+	return 0;
+}
+
+static void storvsp_close(struct vmbus_device *dev, struct vmbus_chan *chan)
+{
+	struct storvsp_chan *ch = vmbus_chan_priv(chan);
+	struct storvsp_req *r;
+
+	if (!ch)
+		return;
+	/* In-flight I/O finishes (callbacks free the requests without replying). */
+	ch->closing = true;
+	for (unsigned i = 0; i < STORVSP_MAX_LUNS; i++) {
+		if (ch->q[i]) {
+			vmbus_chan_del_fd(chan, blockdev_queue_fd(ch->q[i]));
+			blockdev_queue_destroy(ch->q[i]);
+		}
+	}
+	while ((r = ch->wait_head)) {
+		ch->wait_head = r->next;
+		free(r);
+	}
+	while ((r = ch->free_list)) {
+		ch->free_list = r->next;
+		free(r);
+	}
+	vmbus_chan_set_priv(chan, NULL);
+	free(ch);
+}
+
+static void storvsp_reset(struct vmbus_device *dev)
+{
+	struct storvsp *sv = to_sv(dev);
+
+	sv->version = 0;
+	atomic_store_explicit(&sv->state, STORVSP_IDLE, memory_order_release);
+}
+
+static const struct vmbus_device_ops storvsp_ops = {
+	.open = storvsp_open,
+	.packet = storvsp_packet,
+	.close = storvsp_close,
+	.reset = storvsp_reset,
+};
+
+/* ---- creation ---- */
+
+/* The unit serial and NAA id: the image's own id (VHD/VHDX), else a hash of its path. */
+static void lun_identity(struct blockdev *bd, const char *path, unsigned index, uint8_t id[16])
+{
+	struct disk_info info;
+	char real[PATH_MAX];
+	const char *src = path;
+	uint32_t h;
+
+	memset(&info, 0, sizeof(info));
+	if (disk_info_get(bd, &info) == 0 && !guid_is_zero(&info.disk_id)) {
+		memcpy(id, info.disk_id.b, 16);
+		return;
+	}
+	if (path && realpath(path, real))
+		src = real;
+	if (!src) {
+		/* no path, no id: stable for the VM's lifetime only */
+		memset(id, 0, 16);
+		id[15] = (uint8_t)index;
+		return;
+	}
+	for (unsigned i = 0; i < 4; i++) {
+		h = crc32c(0x9e3779b9u * (i + 1), src, strlen(src));
+		memcpy(id + 4 * i, &h, 4);
+	}
+}
+
+static int lun_open(struct storvsp *sv, unsigned i, const struct storvsp_lun_config *lc)
+{
+	struct storvsp_lun *lun = &sv->luns[i];
+	struct scsi_disk_config sc;
+	struct disk_info info;
+	int ret;
+
+	if (lc->bd) {
+		lun->bd = lc->bd;
+	} else {
+		if (!lc->path) {
+			err_set("disk %u has no image path", i);
+			return -EINVAL;
+		}
+		ret = disk_open(lc->path, lc->format, lc->read_only ? DISK_OPEN_RDONLY : 0,
+				&lun->bd);
+		if (ret < 0) {
+			err_prefix("disk %s", lc->path);
+			return ret;
+		}
+		lun->owned = true;
+	}
+	memset(&sc, 0, sizeof(sc));
+	lun_identity(lun->bd, lc->path, i, sc.id);
+	sc.max_transfer_bytes = STORVSP_MAX_TRANSFER;
+	sc.read_only = lc->read_only;
+	memset(&info, 0, sizeof(info));
+	if (disk_info_get(lun->bd, &info) == 0)
+		sc.unmap_granularity = info.block_size;
+	lun->disk = scsi_disk_create(lun->bd, &sc);
+	if (!lun->disk) {
+		if (lc->path)
+			err_prefix("disk %s", lc->path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void storvsp_free(struct storvsp *sv)
+{
+	for (unsigned i = 0; i < STORVSP_MAX_LUNS; i++) {
+		struct storvsp_lun *lun = &sv->luns[i];
+
+		scsi_disk_destroy(lun->disk);
+		if (lun->owned && lun->bd)
+			blockdev_close(lun->bd);
+	}
+	free(sv);
+}
+
+struct vmbus_device *vsp_storvsp_create(const struct storvsp_config *cfg)
+{
+	static const struct guid scsi_class = STORVSP_SCSI_CLASS_GUID;
+	struct storvsp *sv;
+
+	if (!cfg->nluns || cfg->nluns > STORVSP_MAX_LUNS || !cfg->luns) {
+		err_set("a SCSI controller takes 1 to %u disks, not %u", STORVSP_MAX_LUNS,
+			cfg->nluns);
+		return NULL;
+	}
+	sv = calloc(1, sizeof(*sv));
+	if (!sv) {
+		err_set("out of memory");
+		return NULL;
+	}
+	sv->nluns = cfg->nluns;
+	for (unsigned i = 0; i < cfg->nluns; i++) {
+		sv->lun_ids[i] = (uint16_t)i;
+		if (lun_open(sv, i, &cfg->luns[i]) < 0) {
+			storvsp_free(sv);
+			return NULL;
+		}
+	}
+	sv->dev.ops = &storvsp_ops;
+	sv->dev.name = "storvsp";
+	sv->dev.class_id = scsi_class;
+	if (guid_is_zero(&cfg->instance_id))
+		guid_generate(&sv->dev.instance_id);
+	else
+		sv->dev.instance_id = cfg->instance_id;
+	sv->dev.max_subchannels = (uint16_t)MIN(cfg->max_subchannels, 64u);
+	sv->dev.priv = sv;
+	atomic_init(&sv->state, STORVSP_IDLE);
+	return &sv->dev;
+}
+
+void vsp_storvsp_destroy(struct vmbus_device *dev)
+{
+	if (dev)
+		storvsp_free(to_sv(dev));
+}
+
+void vsp_storvsp_stats(struct vmbus_device *dev, struct storvsp_stats *out)
+{
+	struct storvsp *sv = to_sv(dev);
+
+	out->srbs = atomic_load_explicit(&sv->srbs, memory_order_relaxed);
+	out->completions = atomic_load_explicit(&sv->completions, memory_order_relaxed);
+	out->errors = atomic_load_explicit(&sv->errors, memory_order_relaxed);
+	out->bad_packets = atomic_load_explicit(&sv->bad_packets, memory_order_relaxed);
+	out->queue_full = atomic_load_explicit(&sv->queue_full, memory_order_relaxed);
+}
