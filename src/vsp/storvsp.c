@@ -572,6 +572,8 @@ static int storvsp_open(struct vmbus_device *dev, struct vmbus_chan *chan, const
 		return -ENOMEM;
 	ch->sv = to_sv(dev);
 	ch->chan = chan;
+	/* storvsc's receive buffer holds exactly one 64-byte vstor packet (§1.2) */
+	vmbus_chan_set_max_pkt(chan, STORVSP_MAX_PKT_SIZE);
 	if (vmbus_chan_index(chan) == 0) {
 		/* a (re)opened primary channel starts the handshake again (resume, reload) */
 		ch->sv->version = 0;

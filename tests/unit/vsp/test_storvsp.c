@@ -70,6 +70,7 @@ static struct env *env_new(unsigned max_sub)
 	e->chan->dev = e->dev;
 	e->chan->gm = &e->gm;
 	assert_int_equal(e->dev->ops->open(e->dev, e->chan, (uint8_t[120]){0}), 0);
+	assert_int_equal(e->chan->max_pkt, 80);
 	return e;
 }
 

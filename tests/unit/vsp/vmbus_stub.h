@@ -40,7 +40,7 @@ struct vmbus_chan {
 		vmbus_chan_fd_cb cb;
 		void *opaque;
 	} fds[STUB_MAX_FDS];
-	unsigned offered; /* last vmbus_device_offer_subchannels count */
+	uint32_t max_pkt; /* vmbus_chan_set_max_pkt */
 };
 
 static unsigned stub_offered;
@@ -75,6 +75,11 @@ void *vmbus_chan_priv(const struct vmbus_chan *chan)
 	return chan->priv;
 }
 
+void vmbus_chan_set_max_pkt(struct vmbus_chan *chan, uint32_t bytes)
+{
+	chan->max_pkt = bytes;
+}
+
 int vmbus_device_offer_subchannels(struct vmbus_device *dev, unsigned count)
 {
 	stub_offered = count;
@@ -96,7 +101,7 @@ int vmbus_chan_send(struct vmbus_chan *chan, uint16_t type, uint16_t flags, uint
 	for (int i = 0; i < iovcnt; i++) {
 		size_t n = iov[i].iov_len;
 
-		if (len + n > sizeof(r->data))
+		if (len + n > sizeof(r->data) || (chan->max_pkt && 16 + hdr_len + len + n > chan->max_pkt))
 			return -EMSGSIZE; /* more than storvsc's 80-byte packet */
 		memcpy(r->data + len, iov[i].iov_base, n);
 		len += (uint32_t)n;
