@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -619,6 +620,62 @@ static void test_pair_init(void **state)
 	assert_int_equal(vmbus_ring_pair_init(&out, &in, &gm, g.pfn, 8, 4), -EFAULT);
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void test_poll(void **state)
+{
+	static uint8_t buf[256];
+	struct vmbus_ring r;
+	struct vmbus_pkt pkt;
+	struct gring g;
+	uint64_t t0, dt;
+
+	ring_make(&g, 260, 3, false);
+	assert_int_equal(vmbus_ring_init(&r, &gm, g.pfn, 3, VMBUS_RING_GUEST_TO_HOST), 0);
+	vmbus_ring_mask(&r);
+	/* Empty: false once the budget is spent, not before, not much later. */
+	assert_false(vmbus_ring_poll(&r, 0));
+	t0 = now_ns();
+	assert_false(vmbus_ring_poll(&r, 300000));
+	dt = now_ns() - t0;
+	assert_true(dt >= 300000);
+	assert_true(dt < 1000000000);
+	/* A packet written while nobody looked is found with no budget at all. */
+	assert_int_equal(g_send(&g, 6, 0, 1, buf, 100), 0); /* masked: no signal */
+	assert_true(vmbus_ring_poll(&r, 0));
+	assert_int_equal(vmbus_ring_peek(&r, &pkt), 0);
+	/* Announced but unconsumed packets: true without reading the guest's index. */
+	assert_int_equal(g_send(&g, 6, 0, 2, buf, 100), 0);
+	vmbus_ring_consume(&r);
+	assert_true(vmbus_ring_poll(&r, 0));
+	assert_int_equal(vmbus_ring_peek(&r, &pkt), 0);
+	assert_int_equal(pkt.trans_id, 2);
+	vmbus_ring_consume(&r);
+	vmbus_ring_read_done(&r);
+	assert_false(vmbus_ring_poll(&r, 1000));
+	/* Continuous looking (nap 0) behaves the same. */
+	vmbus_ring_set_nap(&r, 0);
+	assert_false(vmbus_ring_poll(&r, 1000));
+	assert_int_equal(g_send(&g, 6, 0, 3, buf, 8), 0);
+	assert_true(vmbus_ring_poll(&r, 1000));
+	assert_int_equal(vmbus_ring_peek(&r, &pkt), 0);
+	vmbus_ring_consume(&r);
+	/* A malformed write_index is not hidden: poll says look, peek says -EPROTO. */
+	g_set(&g, G_WR, g_get(&g, G_WR) + 4);
+	assert_true(vmbus_ring_poll(&r, 0));
+	assert_int_equal(vmbus_ring_peek(&r, &pkt), -EPROTO);
+	g_set(&g, G_WR, g.size);
+	assert_true(vmbus_ring_poll(&r, 0));
+	assert_int_equal(vmbus_ring_peek(&r, &pkt), -EPROTO);
+	vmbus_ring_destroy(&r);
+}
+
 /* ---- two threads: guest on one, host on the other ---- */
 
 #define THR_PKTS 20000u
@@ -672,6 +729,81 @@ static void test_threads_g2h(void **state)
 	}
 	vmbus_ring_read_done(&r);
 	pthread_join(th, NULL);
+	vmbus_ring_destroy(&r);
+}
+
+/*
+ * The consumer loop a channel thread runs: drain with the mask set, publish, poll, then clear
+ * the mask, re-check and wait for the guest's signal. The guest pauses now and then so the
+ * host goes through every step; a lost wakeup shows as a 2 s stall.
+ */
+static uint32_t thr_sig;
+
+static void *thr_guest_signalling_writer(void *arg)
+{
+	static uint8_t buf[4096];
+
+	for (uint32_t i = 0; i < THR_PKTS; i++) {
+		uint32_t len = thr_len(i);
+		int rc;
+
+		if (i % 2500 == 0)
+			nanosleep(&(struct timespec){0, 300 * 1000}, NULL);
+		fill(buf, len, i);
+		while ((rc = g_send(&thr_g, 6, 0, i, buf, len)) == -EAGAIN)
+			sched_yield();
+		if (rc == 1)
+			__atomic_fetch_add(&thr_sig, 1, __ATOMIC_SEQ_CST);
+	}
+	return NULL;
+}
+
+static void test_threads_poll_and_signals(void **state)
+{
+	static uint8_t want[4096];
+	struct vmbus_ring r;
+	struct vmbus_pkt pkt;
+	pthread_t th;
+	uint32_t got = 0, waits = 0;
+
+	thr_sig = 0;
+	ring_make(&thr_g, 400, 5, false);
+	assert_int_equal(vmbus_ring_init(&r, &gm, thr_g.pfn, 5, VMBUS_RING_GUEST_TO_HOST), 0);
+	assert_int_equal(pthread_create(&th, NULL, thr_guest_signalling_writer, NULL), 0);
+	vmbus_ring_mask(&r);
+	while (got < THR_PKTS) {
+		int rc = vmbus_ring_peek(&r, &pkt);
+		uint32_t seen;
+		uint64_t t0;
+
+		if (rc == 0) {
+			assert_int_equal(pkt.trans_id, got);
+			fill(want, thr_len(got), got);
+			assert_memory_equal(pkt.payload, want, thr_len(got));
+			vmbus_ring_consume(&r);
+			got++;
+			continue;
+		}
+		assert_int_equal(rc, -EAGAIN);
+		vmbus_ring_read_done(&r);
+		if (vmbus_ring_poll(&r, 20000))
+			continue;
+		seen = __atomic_load_n(&thr_sig, __ATOMIC_SEQ_CST);
+		if (vmbus_ring_unmask(&r)) {
+			vmbus_ring_mask(&r);
+			continue;
+		}
+		t0 = now_ns();
+		while (__atomic_load_n(&thr_sig, __ATOMIC_SEQ_CST) == seen) {
+			assert_true(now_ns() - t0 < 2000000000ull); /* lost wakeup */
+			sched_yield();
+		}
+		waits++;
+		vmbus_ring_mask(&r);
+	}
+	vmbus_ring_read_done(&r);
+	pthread_join(th, NULL);
+	assert_true(waits >= 1); /* the pauses outlast the 20 us poll */
 	vmbus_ring_destroy(&r);
 }
 
@@ -734,7 +866,9 @@ int main(void)
 		cmocka_unit_test(test_malformed_reader),
 		cmocka_unit_test(test_pair_init),
 		cmocka_unit_test(test_copy_mode),
+		cmocka_unit_test(test_poll),
 		cmocka_unit_test(test_threads_g2h),
+		cmocka_unit_test(test_threads_poll_and_signals),
 		cmocka_unit_test(test_threads_h2g),
 	};
 
