@@ -54,6 +54,7 @@ static void srv_flush_locked(struct vmbus_server *srv)
 		srv->out_head = m->next;
 		if (!srv->out_head)
 			srv->out_tail = &srv->out_head;
+		srv->out_len--;
 		free(m);
 	}
 }
@@ -68,6 +69,7 @@ static void srv_drop_outbox_locked(struct vmbus_server *srv)
 	}
 	srv->out_head = NULL;
 	srv->out_tail = &srv->out_head;
+	srv->out_len = 0;
 }
 
 /* Posts a channel message to VP vp, SINT 2. Caller holds srv->lock. */
@@ -102,6 +104,7 @@ static void srv_post_vp_locked(struct vmbus_server *srv, unsigned vp, const void
 	m->msg = msg;
 	*srv->out_tail = m;
 	srv->out_tail = &m->next;
+	srv->out_len++;
 	pthread_cond_signal(&srv->out_cond);
 }
 
@@ -749,6 +752,13 @@ uint16_t vmbus_server_handle_message(struct vmbus_server *srv, unsigned vp, cons
 	}
 	memcpy(&h, msg, sizeof(h));
 	pthread_mutex_lock(&srv->msg_lock);
+	/* A guest that leaves its replies unread gets backpressure, not unbounded memory use. */
+	pthread_mutex_lock(&srv->lock);
+	if (srv->out_len >= VMBUS_OUTBOX_MAX)
+		status = HV_STATUS_INSUFFICIENT_BUFFERS;
+	pthread_mutex_unlock(&srv->lock);
+	if (status != HV_STATUS_SUCCESS)
+		goto out;
 	if (!srv->version && h.msgtype != VMBUS_MSG_INITIATE_CONTACT &&
 	    h.msgtype != VMBUS_MSG_UNLOAD) {
 		MSG_WARN("type %u before INITIATE_CONTACT dropped", h.msgtype);

@@ -26,6 +26,8 @@
 
 #define VMBUS_LOG "vmbus"
 #define VMBUS_CHAN_MAX_FDS 16
+/* Replies held back for a guest that does not read its SIM: beyond this it must retry posts. */
+#define VMBUS_OUTBOX_MAX 1024u
 
 enum vmbus_chan_state {
 	VMBUS_CHAN_OFFERED, /* offer sent (or pending until REQUESTOFFERS) */
@@ -132,6 +134,7 @@ struct vmbus_server {
 
 	/* Replies the SynIC queue could not take yet (-ENOSPC), retried in order. */
 	struct vmbus_outmsg *out_head, **out_tail;
+	unsigned out_len;
 	pthread_t flusher;
 	pthread_cond_t out_cond;
 	bool flusher_stop;

@@ -707,27 +707,36 @@ static void test_outbox(void **state)
 	struct vmbus_msg_gpadl_created c;
 	uint64_t pfn;
 	uint8_t msg[40];
-	const unsigned n = HV_SYNIC_QUEUE_MAX + 100;
+	unsigned n = 0;
+	uint16_t st;
 
 	connect_echo(x, &o);
 	pfn = tf_alloc(f, 1) / 4096;
-	for (unsigned i = 0; i < n; i++) {
+	/* Slot + SynIC queue + outbox fill up; then the guest is told to retry (status 19). */
+	for (;;) {
 		struct vmbus_msg_gpadl_header h = {.hdr.msgtype = VMBUS_MSG_GPADL_HEADER,
 						   .child_relid = o.child_relid,
-						   .gpadl = 0x5000 + i,
+						   .gpadl = 0x5000 + n,
 						   .range_buflen = 16,
 						   .rangecount = 1};
 
 		memcpy(msg, &h, sizeof(h));
 		memcpy(msg + 20, &(struct vmbus_gpa_range){.byte_count = 4096}, 8);
 		memcpy(msg + 28, &pfn, 8);
-		tf_post(f, msg, 36);
+		st = tf_post_conn(f, 0, VMBUS_MSG_CONN_ID, msg, 36);
+		if (st != HV_STATUS_SUCCESS)
+			break;
+		n++;
+		assert_true(n < 3000);
 	}
+	assert_int_equal(st, HV_STATUS_INSUFFICIENT_BUFFERS);
+	assert_int_equal(n, 1 + HV_SYNIC_QUEUE_MAX + 1024);
 	for (unsigned i = 0; i < n; i++) {
 		tf_expect(f, VMBUS_MSG_GPADL_CREATED, &c);
 		assert_int_equal(c.gpadl, 0x5000 + i);
 		assert_int_equal(c.creation_status, 0);
 	}
+	tf_expect_none(f, 20);
 	t.child_relid = o.child_relid;
 	t.gpadl = 0x5000;
 	tf_post(f, &t, sizeof(t));
