@@ -63,6 +63,11 @@ struct vmbc_channel {
 	uint64_t signals; /* HvSignalEvent calls made */
 	uint64_t events; /* SIEF bits seen for this relid */
 	uint64_t ring_errors;
+	/* Signalling decisions of the last writes (for diagnosing hosts that stop reading). */
+	struct {
+		uint32_t write, read_seen, mask_seen, signalled;
+	} trace[32];
+	uint32_t ntrace;
 };
 
 struct vmbc_pkt {

@@ -73,8 +73,9 @@ int vmbc_send(struct vmbc_channel *ch, uint16_t type, uint16_t flags, uint64_t t
 {
 	struct vmbc_ring *r = &ch->out;
 	struct vmbc_pkt_desc d;
-	uint32_t w, rd, total, padded, off;
+	uint32_t w, rd, total, padded, off, mask;
 	uint64_t trailer;
+	__typeof__(&ch->trace[0]) t;
 
 	if (!ch->open)
 		return VMBC_ENODEV;
@@ -121,8 +122,14 @@ int vmbc_send(struct vmbc_channel *ch, uint16_t type, uint16_t flags, uint64_t t
 	store_rel(&r->ctl->write_index, off);
 	/* Signal only if the host is not masking and had consumed everything before us (§7.5). */
 	hvplat_mb();
-	if (!__atomic_load_n(&r->ctl->interrupt_mask, __ATOMIC_RELAXED) &&
-	    load_acq(&r->ctl->read_index) == w) {
+	mask = __atomic_load_n(&r->ctl->interrupt_mask, __ATOMIC_RELAXED);
+	rd = load_acq(&r->ctl->read_index);
+	t = &ch->trace[ch->ntrace++ % 32];
+	t->write = w;
+	t->read_seen = rd;
+	t->mask_seen = mask;
+	t->signalled = !mask && rd == w;
+	if (t->signalled) {
 		ch->signals++;
 		winhv_signal_event(ch->conn_id, 0);
 	}
