@@ -9,7 +9,7 @@ import time
 
 
 def connect(path):
-    for _ in range(200):
+    for _ in range(1500):
         try:
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.connect(path)

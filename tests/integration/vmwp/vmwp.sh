@@ -64,14 +64,17 @@ fi
 check "sockets removed when the worker exits" [ ! -e "$tmp/vm/worker.sock" -a ! -e "$tmp/vm/console.sock" ]
 
 # A control client connected while the worker starts sees Starting, then Off with the reason.
-VIRIDIAN_KVM_DEVICE="$tmp/no-kvm" VIRIDIAN_VMWP_TEST_HOLD_MS=1500 "$V" vmwp --vm-dir "$tmp/vm" \
-	</dev/null 2>"$tmp/log" &
-wpid=$!
+# Clients first: they retry until the socket exists, so a slow start of theirs cannot miss
+# the window in which the worker holds.
+rm -f "$tmp/vm/worker.sock"
 "$C" control "$tmp/vm/worker.sock" '{"id":1,"cmd":"status"}' '{"id":2,"cmd":"pause"}' \
 	'{"id":3,"cmd":"reboot"}' 'garbage' >"$tmp/ctl" &
 cpid=$!
 "$C" control "$tmp/vm/worker.sock" >"$tmp/ctl2" &
 c2pid=$!
+VIRIDIAN_KVM_DEVICE="$tmp/no-kvm" VIRIDIAN_VMWP_TEST_HOLD_MS=3000 "$V" vmwp --vm-dir "$tmp/vm" \
+	</dev/null 2>"$tmp/log" &
+wpid=$!
 wait $wpid
 wrc=$?
 wait $cpid $c2pid
@@ -122,11 +125,11 @@ if [ -n "$reason" ]; then
 	skip "two console clients both see the output" "$reason"
 else
 	vmjson "$tmp/kvm" ',"cmdline":"tests=boot"'
-	VIRIDIAN_VMWP_TEST_HOLD_MS=500 timeout 300 "$V" vmwp --vm-dir "$tmp/kvm" </dev/null 2>"$tmp/log" &
-	wpid=$!
 	"$C" control "$tmp/kvm/worker.sock" >"$tmp/ctl" &
 	"$C" console "$tmp/kvm/console.sock" "$tmp/con1" &
 	"$C" console "$tmp/kvm/console.sock" "$tmp/con2" &
+	VIRIDIAN_VMWP_TEST_HOLD_MS=2000 timeout 300 "$V" vmwp --vm-dir "$tmp/kvm" </dev/null 2>"$tmp/log" &
+	wpid=$!
 	wait $wpid
 	wrc=$?
 	wait
