@@ -97,6 +97,8 @@ struct scsi_disk_config {
 	/* Discard granularity in bytes (VHDX/VHD block size), 0 = the physical sector size. */
 	uint32_t unmap_granularity;
 	bool read_only; /* in addition to the blockdev's own read_only */
+	/* Every read through the blockdev queue (tests): no page-cache fast path. */
+	bool no_inline_reads;
 };
 
 struct scsi_disk;
@@ -138,7 +140,9 @@ void scsi_disk_destroy(struct scsi_disk *d);
 struct blockdev *scsi_disk_blockdev(const struct scsi_disk *d);
 
 /*
- * Runs one command. q is the blockdev queue (of this disk's blockdev) the I/O goes to.
+ * Runs one command. q is the blockdev queue (of this disk's blockdev) the I/O goes to. A read
+ * whose data is already in the page cache is copied straight into the buffer at submit
+ * (preadv2 RWF_NOWAIT on the mapped range: never blocks) and finishes at once.
  * Returns 0: finished, results in req (complete() is not called); 1: in flight, complete() is
  * called later from blockdev_queue_complete(q); -EAGAIN: q is full, nothing was done (submit
  * again after a completion).

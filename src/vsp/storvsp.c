@@ -20,6 +20,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "lib/crc32c.h"
 #include "lib/err.h"
@@ -80,6 +82,14 @@ struct storvsp_chan {
 	struct storvsp_req *wait_head, *wait_tail;
 	unsigned allocated, inflight;
 	bool closing;
+	/*
+	 * Submission batching: a request that arrives while others are in flight is queued
+	 * plugged, and the plug is released once the server has handed over every packet of
+	 * this pass (it polls batch_efd after the pass), so a burst costs one io_uring_enter.
+	 */
+	int batch_efd;
+	bool batch_armed;
+	uint64_t plugged[(STORVSP_MAX_LUNS + 63) / 64];
 	/* RESET_* waiting for the channel's I/O to drain */
 	unsigned resets_pending;
 	uint64_t reset_ids[4];
@@ -228,11 +238,53 @@ static void req_scsi_done(struct scsi_req *s)
 	req_finish(r);
 }
 
+static void chan_unplug_all(struct storvsp_chan *ch)
+{
+	for (unsigned i = 0; i < STORVSP_MAX_LUNS; i++) {
+		if (ch->plugged[i / 64] & (1ull << (i % 64))) {
+			ch->plugged[i / 64] &= ~(1ull << (i % 64));
+			blockdev_queue_unplug(ch->q[i]);
+		}
+	}
+}
+
+static void chan_batch_end(struct vmbus_chan *chan, int fd, void *opaque)
+{
+	struct storvsp_chan *ch = opaque;
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_warn_ratelimited("vsp", "storvsp: batch eventfd read: %s", strerror(errno));
+	ch->batch_armed = false;
+	chan_unplug_all(ch);
+}
+
+/* Plugs the LUN's queue until the end of this pass when other I/O is already in flight. */
+static void chan_maybe_plug(struct storvsp_chan *ch, unsigned lun)
+{
+	uint64_t one = 1;
+
+	if (ch->batch_efd < 0 || !ch->inflight)
+		return;
+	if (!ch->batch_armed) {
+		if (write(ch->batch_efd, &one, sizeof(one)) != sizeof(one))
+			return;
+		ch->batch_armed = true;
+	}
+	if (!(ch->plugged[lun / 64] & (1ull << (lun % 64)))) {
+		ch->plugged[lun / 64] |= 1ull << (lun % 64);
+		blockdev_queue_plug(ch->q[lun]);
+	}
+}
+
 /* 0 = finished or queued for later, never fails. */
 static void req_submit(struct storvsp_chan *ch, struct storvsp_req *r)
 {
 	struct storvsp_lun *lun = &ch->sv->luns[r->lun];
-	int ret = scsi_disk_execute(lun->disk, ch->q[r->lun], &r->sreq);
+	int ret;
+
+	chan_maybe_plug(ch, r->lun);
+	ret = scsi_disk_execute(lun->disk, ch->q[r->lun], &r->sreq);
 
 	if (ret == 1) {
 		ch->inflight++;
@@ -572,6 +624,11 @@ static int storvsp_open(struct vmbus_device *dev, struct vmbus_chan *chan, const
 		return -ENOMEM;
 	ch->sv = to_sv(dev);
 	ch->chan = chan;
+	ch->batch_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (ch->batch_efd >= 0 && vmbus_chan_add_fd(chan, ch->batch_efd, chan_batch_end, ch) < 0) {
+		close(ch->batch_efd);
+		ch->batch_efd = -1; /* still works, one submission per request */
+	}
 	/* storvsc's receive buffer holds exactly one 64-byte vstor packet (§1.2) */
 	vmbus_chan_set_max_pkt(chan, STORVSP_MAX_PKT_SIZE);
 	if (vmbus_chan_index(chan) == 0) {
@@ -592,6 +649,11 @@ static void storvsp_close(struct vmbus_device *dev, struct vmbus_chan *chan)
 		return;
 	/* In-flight I/O finishes (callbacks free the requests without replying). */
 	ch->closing = true;
+	chan_unplug_all(ch);
+	if (ch->batch_efd >= 0) {
+		vmbus_chan_del_fd(chan, ch->batch_efd);
+		close(ch->batch_efd);
+	}
 	for (unsigned i = 0; i < STORVSP_MAX_LUNS; i++) {
 		if (ch->q[i]) {
 			vmbus_chan_del_fd(chan, blockdev_queue_fd(ch->q[i]));

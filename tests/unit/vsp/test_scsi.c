@@ -28,6 +28,8 @@ struct fixture {
 	unsigned done;
 };
 
+static bool no_inline_reads;
+
 static struct fixture *fixture_new(enum disk_format fmt, uint64_t size, uint32_t lss, bool ro)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -52,6 +54,7 @@ static struct fixture *fixture_new(enum disk_format fmt, uint64_t size, uint32_t
 	for (int i = 0; i < 16; i++)
 		cfg.id[i] = (uint8_t)(0xa0 + i);
 	cfg.max_transfer_bytes = MIB;
+	cfg.no_inline_reads = no_inline_reads;
 	cfg.unmap_granularity = fmt == DISK_FORMAT_VHDX ? MIB : 0;
 	f->d = scsi_disk_create(f->bd, &cfg);
 	assert_non_null(f->d);
@@ -401,6 +404,15 @@ static void test_rw_vhdx(void **state)
 	rw_roundtrip(DISK_FORMAT_VHDX);
 }
 
+/* The same through the queue only (no page-cache fast path for reads). */
+static void test_rw_queued(void **state)
+{
+	no_inline_reads = true;
+	rw_roundtrip(DISK_FORMAT_RAW);
+	rw_roundtrip(DISK_FORMAT_VHDX);
+	no_inline_reads = false;
+}
+
 static void test_rw_errors(void **state)
 {
 	struct fixture *f = fixture_new(DISK_FORMAT_RAW, 8 * MIB, 0, false);
@@ -654,7 +666,11 @@ static void test_misc(void **state)
 /* A full queue gives -EAGAIN and nothing is done; the request works when resubmitted. */
 static void test_queue_full(void **state)
 {
-	struct fixture *f = fixture_new(DISK_FORMAT_RAW, 8 * MIB, 0, false);
+	struct fixture *f;
+
+	no_inline_reads = true; /* every read must take a queue slot */
+	f = fixture_new(DISK_FORMAT_RAW, 8 * MIB, 0, false);
+	no_inline_reads = false;
 	struct scsi_req req[5];
 	struct iovec iov[5];
 	uint8_t *b = calloc(5, 4096);
@@ -701,7 +717,7 @@ int main(void)
 		cmocka_unit_test(test_rw_vhdx),	   cmocka_unit_test(test_rw_errors),
 		cmocka_unit_test(test_read_only),  cmocka_unit_test(test_unmap_raw),
 		cmocka_unit_test(test_unmap_vhdx), cmocka_unit_test(test_misc),
-		cmocka_unit_test(test_queue_full),
+		cmocka_unit_test(test_queue_full), cmocka_unit_test(test_rw_queued),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
