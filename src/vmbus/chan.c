@@ -118,6 +118,12 @@ static int chan_process(struct vmbus_chan *chan, bool *more)
 	for (;;) {
 		r = vmbus_ring_peek(&chan->g2h, &pkt);
 		if (r == -EAGAIN) {
+			/*
+			 * read_index must be current before the mask drops: the guest signals only
+			 * when it sees the ring empty (read_index == its old write_index, §7.5).
+			 */
+			if (vmbus_ring_read_done(&chan->g2h))
+				chan->need_signal = true;
 			if (!vmbus_ring_unmask(&chan->g2h))
 				break;
 			vmbus_ring_mask(&chan->g2h);

@@ -211,6 +211,18 @@ static inline bool tf_sief_take(struct tf *f, unsigned vp, uint32_t relid)
 	return __atomic_fetch_and(w, ~bit, __ATOMIC_SEQ_CST) & bit;
 }
 
+static inline bool tf_sief_wait(struct tf *f, unsigned vp, uint32_t relid, unsigned ms)
+{
+	uint64_t deadline = util_now_ns() + (uint64_t)ms * 1000000;
+
+	while (!tf_sief_take(f, vp, relid)) {
+		if (util_now_ns() > deadline)
+			return false;
+		tf_sleep_us(100);
+	}
+	return true;
+}
+
 /* ---- connection and offers ---- */
 
 static inline int tf_initiate(struct tf *f, uint32_t version, unsigned vp)
@@ -325,6 +337,8 @@ static inline void gring_copy_in(struct gring *r, uint32_t off, const void *src,
 {
 	uint32_t first = MIN(len, r->size - off);
 
+	if (!len)
+		return;
 	memcpy(r->data + off, src, first);
 	memcpy(r->data, (const uint8_t *)src + first, len - first);
 }
@@ -383,7 +397,7 @@ static inline uint32_t gchan_read(struct tf *f, struct gchan *c, void *buf, uint
 {
 	struct gring *r = &c->in;
 	struct vmbus_pkt_desc d;
-	uint32_t wr, rd, len, used_before, pend, newrd;
+	uint32_t wr, rd, len, pend, newrd;
 
 	rd = __atomic_load_n(&r->ctrl->read_index, __ATOMIC_RELAXED);
 	wr = __atomic_load_n(&r->ctrl->write_index, __ATOMIC_ACQUIRE);
@@ -393,13 +407,15 @@ static inline uint32_t gchan_read(struct tf *f, struct gchan *c, void *buf, uint
 	len = d.len8 * 8u;
 	assert_true(len >= 16 && len <= max);
 	gring_copy_out(r, rd, buf, len);
-	used_before = wr >= rd ? wr - rd : r->size - rd + wr;
 	newrd = (rd + len + 8) % r->size;
 	__atomic_store_n(&r->ctrl->read_index, newrd, __ATOMIC_RELEASE);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	pend = __atomic_load_n(&r->ctrl->pending_send_sz, __ATOMIC_SEQ_CST);
 	if (pend) {
-		uint32_t free_before = r->size - used_before, free_after = free_before + len + 8;
+		/* Free space now, from the host's current write_index, as Linux computes it. */
+		uint32_t w = __atomic_load_n(&r->ctrl->write_index, __ATOMIC_SEQ_CST);
+		uint32_t used = w >= newrd ? w - newrd : r->size - newrd + w;
+		uint32_t free_after = r->size - used, free_before = free_after - (len + 8);
 
 		if (free_before <= pend && free_after > pend)
 			assert_int_equal(tf_signal(f, 0, c->conn_id), HV_STATUS_SUCCESS);
