@@ -17,8 +17,10 @@
 #include <stdint.h>
 
 #ifdef HVPLAT_HOSTED
+#include <stdio.h>
 #include <string.h>
 #else
+#include "lib/printf.h"
 #include "lib/string.h"
 #endif
 

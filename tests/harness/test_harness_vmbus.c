@@ -18,6 +18,7 @@
 #include "hv/winhv.h"
 #include "hvplat.h"
 #include "vmbus/vmbc.h"
+#include "vmbus/vmbc_echo.h"
 #include "vmbus/vmbus.h"
 #include "vsp/echo.h"
 
@@ -345,6 +346,35 @@ static void test_echo_gpa_direct(void **state)
 	assert_int_equal(vmbc_close(&f->c, ch), 0);
 }
 
+/* The exerciser the test guest's vmbus scenario runs, at the full size. */
+static void test_echo_exerciser_10000(void **state)
+{
+	struct fx *f = *state;
+	struct vmbc_channel *ch = connect_and_open(f, 0);
+	struct vmbc_echo_opts o = {.count = 10000,
+				   .max_len = 4000,
+				   .window = 8,
+				   .seed = 42,
+				   .stall_kick_ns = STALL_NS};
+	struct vmbc_echo_result r;
+	int ret;
+
+	ret = vmbc_echo_inband(&f->c, ch, &o, &r);
+	if (ret)
+		fail_msg("inband: %s", r.why);
+	assert_int_equal(r.done, 10000);
+	lost_wakeups += r.stall_kicks;
+	o.count = 100;
+	ret = vmbc_echo_gpa_direct(&f->c, ch, &o, &r);
+	if (ret)
+		fail_msg("gpa-direct: %s", r.why);
+	assert_int_equal(r.done, 100);
+	lost_wakeups += r.stall_kicks;
+	if (lost_wakeups && getenv("HARNESS_STRICT"))
+		fail_msg("host stopped reading without a pending signal %u times", lost_wakeups);
+	assert_int_equal(vmbc_close(&f->c, ch), 0);
+}
+
 static void test_close_reopen(void **state)
 {
 	struct fx *f = *state;
@@ -449,6 +479,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_forced_versions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_echo_1000_inband, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_echo_gpa_direct, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_echo_exerciser_10000, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rescind_reoffer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unload_reinitiate, setup, teardown),
