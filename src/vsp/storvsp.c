@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -89,6 +90,9 @@ struct storvsp_chan {
 	 */
 	int batch_efd;
 	bool batch_armed;
+	/* One fd in the server's loop per channel (it has a few slots only): an epoll set of
+	 * batch_efd and every LUN queue's completion eventfd. */
+	int epfd;
 	uint64_t plugged[(STORVSP_MAX_LUNS + 63) / 64];
 	/* RESET_* waiting for the channel's I/O to drain */
 	unsigned resets_pending;
@@ -248,23 +252,12 @@ static void chan_unplug_all(struct storvsp_chan *ch)
 	}
 }
 
-static void chan_batch_end(struct vmbus_chan *chan, int fd, void *opaque)
-{
-	struct storvsp_chan *ch = opaque;
-	uint64_t v;
-
-	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		log_warn_ratelimited("vsp", "storvsp: batch eventfd read: %s", strerror(errno));
-	ch->batch_armed = false;
-	chan_unplug_all(ch);
-}
-
 /* Plugs the LUN's queue until the end of this pass when other I/O is already in flight. */
 static void chan_maybe_plug(struct storvsp_chan *ch, unsigned lun)
 {
 	uint64_t one = 1;
 
-	if (ch->batch_efd < 0 || !ch->inflight)
+	if (!ch->inflight)
 		return;
 	if (!ch->batch_armed) {
 		if (write(ch->batch_efd, &one, sizeof(one)) != sizeof(one))
@@ -316,14 +309,32 @@ static void chan_run_waiting(struct storvsp_chan *ch)
 	}
 }
 
-static void chan_queue_ready(struct vmbus_chan *chan, int fd, void *opaque)
-{
-	struct blockdev_queue *q = opaque;
-	struct storvsp_chan *ch = vmbus_chan_priv(chan);
+#define STORVSP_TAG_BATCH UINT32_MAX
 
-	blockdev_queue_complete(q);
-	if (!ch)
-		return;
+/* The channel's epoll set is readable: end of a packet pass and/or I/O completions. */
+static void chan_events(struct vmbus_chan *chan, int fd, void *opaque)
+{
+	struct storvsp_chan *ch = opaque;
+	struct epoll_event evs[16];
+	int n;
+
+	do {
+		n = epoll_wait(ch->epfd, evs, ARRAY_SIZE(evs), 0);
+		for (int i = 0; i < n; i++) {
+			uint32_t tag = (uint32_t)evs[i].data.u64;
+			uint64_t v;
+
+			if (tag == STORVSP_TAG_BATCH) {
+				if (read(ch->batch_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+					log_warn_ratelimited("vsp", "storvsp: batch eventfd: %s",
+							     strerror(errno));
+				ch->batch_armed = false;
+				chan_unplug_all(ch);
+			} else if (tag < STORVSP_MAX_LUNS && ch->q[tag]) {
+				blockdev_queue_complete(ch->q[tag]);
+			}
+		}
+	} while (n == (int)ARRAY_SIZE(evs));
 	if (ch->wait_head)
 		chan_run_waiting(ch);
 	chan_check_resets(ch);
@@ -332,6 +343,7 @@ static void chan_queue_ready(struct vmbus_chan *chan, int fd, void *opaque)
 static struct blockdev_queue *chan_lun_queue(struct storvsp_chan *ch, unsigned lun)
 {
 	struct blockdev_queue *q = ch->q[lun];
+	struct epoll_event ev;
 	int ret;
 
 	if (q)
@@ -341,10 +353,12 @@ static struct blockdev_queue *chan_lun_queue(struct storvsp_chan *ch, unsigned l
 		log_warn_ratelimited("vsp", "storvsp: no I/O queue for LUN %u: %s", lun, err_msg());
 		return NULL;
 	}
-	ret = vmbus_chan_add_fd(ch->chan, blockdev_queue_fd(q), chan_queue_ready, q);
+	ev.events = EPOLLIN;
+	ev.data.u64 = lun;
+	ret = epoll_ctl(ch->epfd, EPOLL_CTL_ADD, blockdev_queue_fd(q), &ev);
 	if (ret < 0) {
 		log_warn_ratelimited("vsp", "storvsp: cannot watch the I/O queue of LUN %u: %s",
-				     lun, strerror(-ret));
+				     lun, strerror(errno));
 		blockdev_queue_destroy(q);
 		return NULL;
 	}
@@ -616,18 +630,41 @@ static int storvsp_packet(struct vmbus_device *dev, struct vmbus_chan *chan,
 	return 0;
 }
 
+static void chan_free_fds(struct storvsp_chan *ch)
+{
+	if (ch->batch_efd >= 0)
+		close(ch->batch_efd);
+	if (ch->epfd >= 0)
+		close(ch->epfd);
+}
+
 static int storvsp_open(struct vmbus_device *dev, struct vmbus_chan *chan, const uint8_t *user_data)
 {
 	struct storvsp_chan *ch = calloc(1, sizeof(*ch));
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = STORVSP_TAG_BATCH};
+	int ret;
 
 	if (!ch)
 		return -ENOMEM;
 	ch->sv = to_sv(dev);
 	ch->chan = chan;
 	ch->batch_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (ch->batch_efd >= 0 && vmbus_chan_add_fd(chan, ch->batch_efd, chan_batch_end, ch) < 0) {
-		close(ch->batch_efd);
-		ch->batch_efd = -1; /* still works, one submission per request */
+	ch->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (ch->batch_efd < 0 || ch->epfd < 0 ||
+	    epoll_ctl(ch->epfd, EPOLL_CTL_ADD, ch->batch_efd, &ev) < 0) {
+		ret = -errno;
+		log_warn("vsp", "storvsp: channel %u: %s", vmbus_chan_index(chan), strerror(-ret));
+		chan_free_fds(ch);
+		free(ch);
+		return ret;
+	}
+	ret = vmbus_chan_add_fd(chan, ch->epfd, chan_events, ch);
+	if (ret < 0) {
+		log_warn("vsp", "storvsp: channel %u: cannot watch its I/O: %s",
+			 vmbus_chan_index(chan), strerror(-ret));
+		chan_free_fds(ch);
+		free(ch);
+		return ret;
 	}
 	/* storvsc's receive buffer holds exactly one 64-byte vstor packet (§1.2) */
 	vmbus_chan_set_max_pkt(chan, STORVSP_MAX_PKT_SIZE);
@@ -650,16 +687,11 @@ static void storvsp_close(struct vmbus_device *dev, struct vmbus_chan *chan)
 	/* In-flight I/O finishes (callbacks free the requests without replying). */
 	ch->closing = true;
 	chan_unplug_all(ch);
-	if (ch->batch_efd >= 0) {
-		vmbus_chan_del_fd(chan, ch->batch_efd);
-		close(ch->batch_efd);
-	}
-	for (unsigned i = 0; i < STORVSP_MAX_LUNS; i++) {
-		if (ch->q[i]) {
-			vmbus_chan_del_fd(chan, blockdev_queue_fd(ch->q[i]));
+	vmbus_chan_del_fd(chan, ch->epfd);
+	for (unsigned i = 0; i < STORVSP_MAX_LUNS; i++)
+		if (ch->q[i])
 			blockdev_queue_destroy(ch->q[i]);
-		}
-	}
+	chan_free_fds(ch);
 	while ((r = ch->wait_head)) {
 		ch->wait_head = r->next;
 		free(r);

@@ -63,15 +63,18 @@ struct fx {
 	struct vmbc_channel *ch[1 + NSUB];
 	unsigned nch;
 	char dir[64];
-	char path[2][128];
+	unsigned nluns;
+	char path[STORVSP_MAX_LUNS][128];
 	uint8_t buf[8192];
 };
+
+static unsigned setup_nluns = 2;
 
 static int setup(void **state)
 {
 	struct harness_config hc = {.nvps = 2};
 	struct fx *f = calloc(1, sizeof(*f));
-	struct storvsp_lun_config luns[2] = {0};
+	struct storvsp_lun_config luns[STORVSP_MAX_LUNS] = {0};
 	struct storvsp_config cfg = {0};
 	struct disk_create_opts o = {0};
 	const char *why = NULL;
@@ -81,19 +84,22 @@ static int setup(void **state)
 	snprintf(f->dir, sizeof(f->dir), "/tmp/viridian-storvsp-h-XXXXXX");
 	if (!mkdtemp(f->dir))
 		return -1;
-	for (int i = 0; i < 2; i++) {
-		snprintf(f->path[i], sizeof(f->path[i]), "%s/d%d.%s", f->dir, i,
-			 i ? "vhdx" : "img");
-		o.format = i ? DISK_FORMAT_VHDX : DISK_FORMAT_RAW;
-		o.type = i ? DISK_TYPE_DYNAMIC : DISK_TYPE_FIXED;
-		o.size = 16 * MIB;
-		o.block_size = i ? MIB : 0;
+	f->nluns = setup_nluns;
+	for (unsigned i = 0; i < f->nluns; i++) {
+		bool vhdx = i % 2 == 1;
+
+		snprintf(f->path[i], sizeof(f->path[i]), "%s/d%u.%s", f->dir, i,
+			 vhdx ? "vhdx" : "img");
+		o.format = vhdx ? DISK_FORMAT_VHDX : DISK_FORMAT_RAW;
+		o.type = vhdx ? DISK_TYPE_DYNAMIC : DISK_TYPE_FIXED;
+		o.size = (i < 2 ? 16 : 1) * MIB;
+		o.block_size = vhdx ? MIB : 0;
 		if (disk_create(f->path[i], &o))
 			return -1;
 		luns[i].path = f->path[i];
 	}
 	cfg.luns = luns;
-	cfg.nluns = 2;
+	cfg.nluns = f->nluns;
 	cfg.max_subchannels = NSUB;
 	f->h = harness_create(&hc);
 	if (!f->h)
@@ -121,7 +127,7 @@ static int teardown(void **state)
 	vsp_storvsp_destroy(f->dev);
 	harness_unbind();
 	harness_destroy(f->h);
-	for (int i = 0; i < 2; i++)
+	for (unsigned i = 0; i < f->nluns; i++)
 		unlink(f->path[i]);
 	rmdir(f->dir);
 	free(f);
@@ -412,6 +418,44 @@ static void test_bad_requests(void **state)
 	hvplat_pages_free(&pg);
 }
 
+/* All 64 LUNs: REPORT LUNS lists them, and I/O reaches each (one queue per LUN per channel). */
+static void test_64_luns(void **state)
+{
+	struct fx *f = *state;
+	uint8_t rl[12] = {0xa0, [8] = 0x10}, cdb[10];
+	struct hvplat_pages pg;
+	struct g_vstor v;
+	uint64_t id;
+
+	storvsc_probe(f);
+	assert_int_equal(hvplat_pages_alloc(2, &pg), 0);
+	assert_int_equal(srb_send(f, f->ch[0], 1, 0, rl, 12, 1, pg.gpa, 4096), 0);
+	v = reply_wait(f, f->ch[0], &id);
+	assert_int_equal(v.srb.xfer, 8 + 64 * 8);
+	for (unsigned c = 0; c < f->nch; c++) {
+		for (unsigned lun = 0; lun < f->nluns; lun++) {
+			rw10(cdb, lun & 1, 8, 8);
+			assert_int_equal(srb_send(f, f->ch[c], 100 + lun, (uint8_t)lun, cdb, 10,
+						  (lun & 1) ? 0 : 1, pg.gpa, 4096),
+					 0);
+			v = reply_wait(f, f->ch[c], &id);
+			assert_int_equal(id, 100 + lun);
+			assert_int_equal(v.srb.srb_status, 1);
+		}
+	}
+	hvplat_pages_free(&pg);
+}
+
+static int setup64(void **state)
+{
+	int r;
+
+	setup_nluns = STORVSP_MAX_LUNS;
+	r = setup(state);
+	setup_nluns = 2;
+	return r;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -419,6 +463,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_io_every_channel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_depth_32, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_64_luns, setup64, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
