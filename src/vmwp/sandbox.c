@@ -84,6 +84,7 @@ static const char *const vmwp_allowed[] = {
 	"fsync",
 	"fdatasync",
 	"fallocate",
+	"ftruncate",
 	"ioctl",
 	/* io_uring for disks */
 	"io_uring_setup",
@@ -137,8 +138,9 @@ static const char *const vmwp_allowed[] = {
 	"gettimeofday",
 	"restart_syscall",
 	"getrandom",
-	/* a reboot reloads the kernel and initrd; exit removes the socket files */
+	/* a reboot reloads the kernel and initrd into fresh memory; exit removes the sockets */
 	"openat",
+	"memfd_create",
 	"unlink",
 	"getuid",
 	"geteuid",

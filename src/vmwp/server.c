@@ -15,6 +15,7 @@
 #include "lib/util.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,7 @@ struct vmwp_server {
 	size_t input_len;
 
 	struct run_serial serial;
+	_Atomic unsigned ctl_connected, ctl_requests; /* for test hooks */
 };
 
 static uint64_t vmwp_tag(int tag, int slot)
@@ -173,6 +175,8 @@ static void vmwp_ctl_readable(struct vmwp_server *s, int slot)
 			vmwp_control_handle(s->ctl, c->buf, reply, sizeof(reply));
 		else
 			reply[0] = 0;
+		if (reply[0])
+			atomic_fetch_add(&s->ctl_requests, 1);
 		memmove(c->buf, c->buf + used, c->len - used);
 		c->len -= used;
 		if (!reply[0])
@@ -238,6 +242,7 @@ static void vmwp_accept(struct vmwp_server *s, bool console)
 			pthread_mutex_lock(&s->ctl_lock);
 			s->ctl_clients[slot] = c;
 			pthread_mutex_unlock(&s->ctl_lock);
+			atomic_fetch_add(&s->ctl_connected, 1);
 		}
 		ev.data.u64 = vmwp_tag(VMWP_TAG_CTL, slot);
 	}
@@ -369,6 +374,20 @@ static int vmwp_serial_attach(void *opaque, struct uart *u)
 	s->uart = u;
 	pthread_mutex_unlock(&s->uart_lock);
 	return 0;
+}
+
+bool vmwp_server_test_wait(struct vmwp_server *s, unsigned clients, unsigned requests,
+			   unsigned timeout_ms)
+{
+	uint64_t end = util_now_ns() + (uint64_t)timeout_ms * 1000000;
+
+	while (atomic_load(&s->ctl_connected) < clients ||
+	       atomic_load(&s->ctl_requests) < requests) {
+		if (util_now_ns() > end)
+			return false;
+		usleep(5000);
+	}
+	return true;
 }
 
 const struct run_serial *vmwp_server_serial(struct vmwp_server *s)

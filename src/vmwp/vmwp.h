@@ -63,6 +63,12 @@ int vmwp_server_start(struct vmwp_server **out, const char *dir, struct run_ctl 
 void vmwp_server_event(struct vmwp_server *s, enum run_state state, const char *reason);
 /* COM1 backend that feeds every console client and takes input from any. */
 const struct run_serial *vmwp_server_serial(struct vmwp_server *s);
+/*
+ * Test hook: waits until `clients` control clients have connected and `requests` requests
+ * have been answered (counted since start), or timeout_ms. True when reached.
+ */
+bool vmwp_server_test_wait(struct vmwp_server *s, unsigned clients, unsigned requests,
+			   unsigned timeout_ms);
 /* Stops the I/O thread, closes every client, removes the socket files. */
 void vmwp_server_stop(struct vmwp_server *s);
 

@@ -12,7 +12,7 @@ tmp=$(mktemp -d /tmp/vmwp-it.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 n=0
 fail=0
-echo "1..14"
+echo "1..16"
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 notok() { n=$((n + 1)); echo "not ok $n - $1"; fail=1; }
 skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
@@ -64,15 +64,14 @@ fi
 check "sockets removed when the worker exits" [ ! -e "$tmp/vm/worker.sock" -a ! -e "$tmp/vm/console.sock" ]
 
 # A control client connected while the worker starts sees Starting, then Off with the reason.
-# Clients first: they retry until the socket exists, so a slow start of theirs cannot miss
-# the window in which the worker holds.
+# Clients first (they retry until the socket exists); the worker waits for them (test hook).
 rm -f "$tmp/vm/worker.sock"
 "$C" control "$tmp/vm/worker.sock" '{"id":1,"cmd":"status"}' '{"id":2,"cmd":"pause"}' \
 	'{"id":3,"cmd":"reboot"}' 'garbage' >"$tmp/ctl" &
 cpid=$!
 "$C" control "$tmp/vm/worker.sock" >"$tmp/ctl2" &
 c2pid=$!
-VIRIDIAN_KVM_DEVICE="$tmp/no-kvm" VIRIDIAN_VMWP_TEST_HOLD_MS=3000 "$V" vmwp --vm-dir "$tmp/vm" \
+VIRIDIAN_KVM_DEVICE="$tmp/no-kvm" VIRIDIAN_VMWP_TEST_WAIT=2,4 "$V" vmwp --vm-dir "$tmp/vm" \
 	</dev/null 2>"$tmp/log" &
 wpid=$!
 wait $wpid
@@ -111,6 +110,28 @@ fi
 modes=$(stat -c '%a %F' "$tmp/sc/worker.sock" "$tmp/sc/console.sock" 2>&1 | sort -u)
 check "worker.sock and console.sock are mode 0600 sockets" [ "$modes" = "600 socket" ]
 
+# Under the filter the sockets keep working and the worker exits normally.
+vmjson "$tmp/sv"
+"$C" control "$tmp/sv/worker.sock" '{"id":7,"cmd":"status"}' >"$tmp/ctl" &
+cpid=$!
+"$C" console "$tmp/sv/console.sock" "$tmp/con" &
+c2pid=$!
+VIRIDIAN_VMWP_TEST_WAIT=1,1 VIRIDIAN_VMWP_TEST_SECCOMP=serve "$V" vmwp --vm-dir "$tmp/sv" </dev/null 2>"$tmp/log" &
+wpid=$!
+wait $wpid
+rc=$?
+wait $cpid $c2pid
+if [ $rc = 0 ] && grep -q '^{"id":7,"ok":true' "$tmp/ctl" &&
+	grep -q '"state":"Off","reason":"test: served under the seccomp filter"' "$tmp/ctl"; then
+	ok "seccomp: control requests and events still work under the filter"
+else
+	notok "seccomp: control requests and events still work under the filter"
+	echo "# rc=$rc"
+	show "$tmp/ctl" "$tmp/log"
+fi
+check "seccomp: normal exit under the filter removes the sockets" \
+	[ ! -e "$tmp/sv/worker.sock" -a ! -e "$tmp/sv/console.sock" ]
+
 # With KVM: the test guest through the worker; output on console.sock, events, exit 0.
 reason=
 if [ -z "$G" ] || [ ! -f "$G" ]; then
@@ -128,7 +149,7 @@ else
 	"$C" control "$tmp/kvm/worker.sock" >"$tmp/ctl" &
 	"$C" console "$tmp/kvm/console.sock" "$tmp/con1" &
 	"$C" console "$tmp/kvm/console.sock" "$tmp/con2" &
-	VIRIDIAN_VMWP_TEST_HOLD_MS=2000 timeout 300 "$V" vmwp --vm-dir "$tmp/kvm" </dev/null 2>"$tmp/log" &
+	VIRIDIAN_VMWP_TEST_WAIT=1,0 timeout 300 "$V" vmwp --vm-dir "$tmp/kvm" </dev/null 2>"$tmp/log" &
 	wpid=$!
 	wait $wpid
 	wrc=$?
