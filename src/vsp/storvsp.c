@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +46,10 @@ struct storvsp_lun {
 
 struct storvsp {
 	struct vmbus_device dev;
-	unsigned nluns;
+	/* LUNs [0, nluns) are fully set up (release on hot-add, acquire on use) */
+	_Atomic unsigned nluns;
+	pthread_mutex_t add_lock; /* hot-adds */
+	int notify_efd; /* hot-add -> the primary channel sends ENUMERATE_BUS */
 	struct storvsp_lun luns[STORVSP_MAX_LUNS];
 	uint16_t lun_ids[STORVSP_MAX_LUNS];
 	/* protocol state: written on the primary channel's thread, read by sub-channels */
@@ -310,6 +314,22 @@ static void chan_run_waiting(struct storvsp_chan *ch)
 }
 
 #define STORVSP_TAG_BATCH UINT32_MAX
+#define STORVSP_TAG_NOTIFY (UINT32_MAX - 1)
+
+/* Unsolicited ENUMERATE_BUS (trans_id 0, no completion): the guest rescans (§2.6). */
+static void chan_send_enumerate(struct storvsp_chan *ch)
+{
+	struct vstor_packet p;
+	int ret;
+
+	if (atomic_load_explicit(&ch->sv->state, memory_order_acquire) != STORVSP_READY)
+		return; /* the guest scans anyway when it finishes the handshake */
+	memset(&p, 0, sizeof(p));
+	p.operation = VSTOR_OP_ENUMERATE_BUS;
+	ret = vmbus_chan_send_inband(ch->chan, 0, &p, VSTOR_PACKET_SIZE, false);
+	if (ret < 0)
+		log_warn_ratelimited("vsp", "storvsp: ENUMERATE_BUS not sent: %s", strerror(-ret));
+}
 
 /* The channel's epoll set is readable: end of a packet pass and/or I/O completions. */
 static void chan_events(struct vmbus_chan *chan, int fd, void *opaque)
@@ -324,7 +344,10 @@ static void chan_events(struct vmbus_chan *chan, int fd, void *opaque)
 			uint32_t tag = (uint32_t)evs[i].data.u64;
 			uint64_t v;
 
-			if (tag == STORVSP_TAG_BATCH) {
+			if (tag == STORVSP_TAG_NOTIFY) {
+				if (read(ch->sv->notify_efd, &v, sizeof(v)) == sizeof(v))
+					chan_send_enumerate(ch);
+			} else if (tag == STORVSP_TAG_BATCH) {
 				if (read(ch->batch_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 					log_warn_ratelimited("vsp", "storvsp: batch eventfd: %s",
 							     strerror(errno));
@@ -376,6 +399,7 @@ static void handle_srb(struct storvsp_chan *ch, struct storvsp_req *r, const str
 	struct vstor_srb *srb = &r->pkt.srb;
 	struct scsi_req *s = &r->sreq;
 	uint32_t want = srb->data_transfer_length;
+	unsigned nluns;
 	bool present;
 
 	sv_stat_inc(&sv->srbs);
@@ -438,11 +462,12 @@ static void handle_srb(struct storvsp_chan *ch, struct storvsp_req *r, const str
 		s->buf_len = 0;
 
 	/* Addressing: every disk is at path 0, target 0, LUN = slot (§2.7). */
-	present = srb->path_id == 0 && srb->target_id == 0 && srb->lun < sv->nluns;
+	nluns = atomic_load_explicit(&sv->nluns, memory_order_acquire);
+	present = srb->path_id == 0 && srb->target_id == 0 && srb->lun < nluns;
 	if (s->cdb[0] == SCSI_OP_REPORT_LUNS) {
 		bool ours = srb->path_id == 0 && srb->target_id == 0;
 
-		scsi_report_luns(s, sv->lun_ids, ours ? sv->nluns : 0);
+		scsi_report_luns(s, sv->lun_ids, ours ? nluns : 0);
 		req_finish(r);
 		return;
 	}
@@ -658,6 +683,11 @@ static int storvsp_open(struct vmbus_device *dev, struct vmbus_chan *chan, const
 		free(ch);
 		return ret;
 	}
+	/* the primary channel also carries hot-add notifications */
+	ev.data.u64 = STORVSP_TAG_NOTIFY;
+	if (vmbus_chan_index(chan) == 0 && ch->sv->notify_efd >= 0 &&
+	    epoll_ctl(ch->epfd, EPOLL_CTL_ADD, ch->sv->notify_efd, &ev) < 0)
+		log_warn("vsp", "storvsp: hot-add notifications off: %s", strerror(errno));
 	ret = vmbus_chan_add_fd(chan, ch->epfd, chan_events, ch);
 	if (ret < 0) {
 		log_warn("vsp", "storvsp: channel %u: cannot watch its I/O: %s",
@@ -781,6 +811,9 @@ static int lun_open(struct storvsp *sv, unsigned i, const struct storvsp_lun_con
 	if (!lun->disk) {
 		if (lc->path)
 			err_prefix("disk %s", lc->path);
+		if (lun->owned)
+			blockdev_close(lun->bd);
+		memset(lun, 0, sizeof(*lun));
 		return -EINVAL;
 	}
 	return 0;
@@ -788,6 +821,9 @@ static int lun_open(struct storvsp *sv, unsigned i, const struct storvsp_lun_con
 
 static void storvsp_free(struct storvsp *sv)
 {
+	if (sv->notify_efd >= 0)
+		close(sv->notify_efd);
+	pthread_mutex_destroy(&sv->add_lock);
 	for (unsigned i = 0; i < STORVSP_MAX_LUNS; i++) {
 		struct storvsp_lun *lun = &sv->luns[i];
 
@@ -813,14 +849,17 @@ struct vmbus_device *vsp_storvsp_create(const struct storvsp_config *cfg)
 		err_set("out of memory");
 		return NULL;
 	}
-	sv->nluns = cfg->nluns;
-	for (unsigned i = 0; i < cfg->nluns; i++) {
+	pthread_mutex_init(&sv->add_lock, NULL);
+	sv->notify_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	for (unsigned i = 0; i < STORVSP_MAX_LUNS; i++)
 		sv->lun_ids[i] = (uint16_t)i;
+	for (unsigned i = 0; i < cfg->nluns; i++) {
 		if (lun_open(sv, i, &cfg->luns[i]) < 0) {
 			storvsp_free(sv);
 			return NULL;
 		}
 	}
+	atomic_init(&sv->nluns, cfg->nluns);
 	sv->dev.ops = &storvsp_ops;
 	sv->dev.name = "storvsp";
 	sv->dev.class_id = scsi_class;
@@ -832,6 +871,33 @@ struct vmbus_device *vsp_storvsp_create(const struct storvsp_config *cfg)
 	sv->dev.priv = sv;
 	atomic_init(&sv->state, STORVSP_IDLE);
 	return &sv->dev;
+}
+
+int vsp_storvsp_add_lun(struct vmbus_device *dev, const struct storvsp_lun_config *lc)
+{
+	struct storvsp *sv = to_sv(dev);
+	uint64_t one = 1;
+	unsigned n;
+	int ret;
+
+	pthread_mutex_lock(&sv->add_lock);
+	n = atomic_load_explicit(&sv->nluns, memory_order_relaxed);
+	if (n >= STORVSP_MAX_LUNS) {
+		pthread_mutex_unlock(&sv->add_lock);
+		err_set("the SCSI controller already has %u disks (the most it takes)", n);
+		return -ENOSPC;
+	}
+	ret = lun_open(sv, n, lc);
+	if (ret < 0) {
+		pthread_mutex_unlock(&sv->add_lock);
+		return ret;
+	}
+	/* the slot is complete before any channel thread can see it */
+	atomic_store_explicit(&sv->nluns, n + 1, memory_order_release);
+	pthread_mutex_unlock(&sv->add_lock);
+	if (sv->notify_efd >= 0 && write(sv->notify_efd, &one, sizeof(one)) != sizeof(one))
+		log_warn("vsp", "storvsp: hot-add of LUN %u not announced", n);
+	return (int)n;
 }
 
 void vsp_storvsp_destroy(struct vmbus_device *dev)

@@ -47,6 +47,11 @@ struct storvsp_config {
  * err_set() naming the image that failed.
  */
 struct vmbus_device *vsp_storvsp_create(const struct storvsp_config *cfg);
+/*
+ * Hot-add: opens the image as the next LUN (any thread) and sends ENUMERATE_BUS on the primary
+ * channel so the guest rescans. The LUN number, or -errno + err_set() (-ENOSPC when full).
+ */
+int vsp_storvsp_add_lun(struct vmbus_device *dev, const struct storvsp_lun_config *lc);
 /* After vmbus_server_destroy (or before the device was added): closes the images it opened. */
 void vsp_storvsp_destroy(struct vmbus_device *dev);
 

@@ -33,7 +33,7 @@ struct env {
 	struct vmbus_device *dev;
 	struct vmbus_chan *chan;
 	char dir[64];
-	char path[3][128];
+	char path[4][128];
 	uint8_t buf[16384] __attribute__((aligned(8)));
 };
 
@@ -79,8 +79,9 @@ static void env_free(struct env *e)
 	e->dev->ops->close(e->dev, e->chan);
 	e->dev->ops->reset(e->dev);
 	vsp_storvsp_destroy(e->dev);
-	for (int i = 0; i < 3; i++)
-		unlink(e->path[i]);
+	for (int i = 0; i < 4; i++)
+		if (e->path[i][0])
+			unlink(e->path[i]);
 	rmdir(e->dir);
 	guest_mem_destroy(&e->gm);
 	free(e->chan);
@@ -564,6 +565,45 @@ static void test_close_inflight(void **state)
 	env_free(e);
 }
 
+/* Hot-add: the LUN appears at once and the guest is told to rescan. */
+static void test_hot_add(void **state)
+{
+	struct env *e = env_new(0);
+	struct storvsp_lun_config l = {0};
+	struct disk_create_opts o = {.format = DISK_FORMAT_RAW, .size = 4 * MIB};
+	uint8_t inq[6] = {SCSI_OP_INQUIRY, 0, 0, 0, 36, 0};
+	uint8_t rl[12] = {SCSI_OP_REPORT_LUNS, [8] = 0x10};
+	uint8_t *g = guest_mem_ptr(&e->gm, 0x10000, 4096);
+	const struct stub_reply *r = NULL;
+	struct vstor_packet p;
+
+	handshake(e);
+	snprintf(e->path[3], sizeof(e->path[3]), "%s/hot.img", e->dir);
+	assert_int_equal(disk_create(e->path[3], &o), 0);
+	l.path = e->path[3];
+	assert_int_equal(vsp_storvsp_add_lun(e->dev, &l), 3);
+	for (int tries = 0; tries < 100 && !r; tries++) {
+		stub_poll(e->chan, 10);
+		r = find_reply(e, 0);
+	}
+	assert_non_null(r);
+	assert_int_equal(r->type, VMBUS_PKT_DATA_INBAND);
+	assert_int_equal(r->len, 64);
+	memcpy(&p, r->data, 64);
+	assert_int_equal(p.operation, VSTOR_OP_ENUMERATE_BUS);
+	p = srb(e, 3, inq, 6, VSTOR_DATA_READ, 0x10000, 36);
+	assert_int_equal(p.srb.srb_status, SRB_STATUS_SUCCESS);
+	assert_int_equal(g[0], 0);
+	p = srb(e, 0, rl, 12, VSTOR_DATA_READ, 0x10000, 4096);
+	assert_int_equal(p.srb.data_transfer_length, 8 + 4 * 8);
+	/* a bad image is refused and nothing changes */
+	l.path = "/nonexistent.img";
+	assert_true(vsp_storvsp_add_lun(e->dev, &l) < 0);
+	p = srb(e, 4, inq, 6, VSTOR_DATA_READ, 0x10000, 36);
+	assert_int_equal(g[0], 0x7f);
+	env_free(e);
+}
+
 static void test_create_errors(void **state)
 {
 	struct storvsp_lun_config l = {.path = "/nonexistent/disk.vhdx"};
@@ -588,6 +628,7 @@ int main(void)
 		cmocka_unit_test(test_bad_packets),
 		cmocka_unit_test(test_close_inflight),
 		cmocka_unit_test(test_create_errors),
+		cmocka_unit_test(test_hot_add),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
