@@ -22,6 +22,8 @@
 #define CHAN_PASS_MAX 1024u
 /* Publish read_index this often inside a long drain, so a blocked guest can refill early. */
 #define CHAN_PUBLISH_EVERY 32u
+/* How long a channel that just had traffic keeps looking for more before it sleeps. */
+#define CHAN_POLL_NS 20000u
 
 enum { CHAN_EV_CTL = 0, CHAN_EV_GUEST = 1, CHAN_EV_FD_BASE = 2 };
 
@@ -104,7 +106,7 @@ static int chan_backlog_flush(struct vmbus_chan *chan)
 static int chan_process(struct vmbus_chan *chan, bool *more)
 {
 	struct vmbus_pkt pkt;
-	unsigned n = 0;
+	unsigned n = 0, polled_at = 0;
 	int r;
 
 	if (chan->backlog) {
@@ -124,6 +126,20 @@ static int chan_process(struct vmbus_chan *chan, bool *more)
 			 */
 			if (vmbus_ring_read_done(&chan->g2h))
 				chan->need_signal = true;
+			/*
+			 * After real traffic, look for the guest's next packet a little longer with
+			 * the mask still set: a guest that keeps streaming then never has to
+			 * signal. Replies owed a signal get it first.
+			 */
+			if (n > polled_at) {
+				if (chan->need_signal) {
+					chan->need_signal = false;
+					vmbus_chan_signal_guest(chan);
+				}
+				polled_at = n;
+				if (vmbus_ring_poll(&chan->g2h, CHAN_POLL_NS))
+					continue;
+			}
 			if (!vmbus_ring_unmask(&chan->g2h))
 				break;
 			vmbus_ring_mask(&chan->g2h);
