@@ -26,6 +26,16 @@
 
 #define HVPLAT_PAGE_SIZE 4096u
 
+/*
+ * Large buffers that the code initialises itself: the freestanding build keeps them out of
+ * .bss, which start.S zeroes word by word (slow where guest CPL0 is emulated).
+ */
+#ifdef HVPLAT_HOSTED
+#define HVPLAT_NOINIT
+#else
+#define HVPLAT_NOINIT __attribute__((section(".bss.stacks")))
+#endif
+
 /* A zeroed, physically contiguous run of pages: va for the client, gpa for the host. */
 struct hvplat_pages {
 	void *va;

@@ -70,8 +70,8 @@ static void idle(struct vmbc *c, struct vmbc_channel *ch, const struct vmbc_echo
 int vmbc_echo_inband(struct vmbc *c, struct vmbc_channel *ch, const struct vmbc_echo_opts *o,
 		     struct vmbc_echo_result *r)
 {
-	static uint8_t out[VMBC_ECHO_CHUNK], exp[VMBC_ECHO_CHUNK];
-	static uint8_t in[VMBC_ECHO_CHUNK + 64];
+	static uint8_t out[VMBC_ECHO_CHUNK] HVPLAT_NOINIT, exp[VMBC_ECHO_CHUNK] HVPLAT_NOINIT;
+	static uint8_t in[VMBC_ECHO_CHUNK + 64] HVPLAT_NOINIT;
 	uint32_t max = o->max_len && o->max_len <= VMBC_ECHO_CHUNK ? o->max_len : 4000;
 	unsigned window = o->window ? o->window : 1, sent = 0;
 	uint64_t end = hvplat_now_ns() + ECHO_TIMEOUT_NS, progress = hvplat_now_ns();
@@ -137,8 +137,8 @@ int vmbc_echo_inband(struct vmbc *c, struct vmbc_channel *ch, const struct vmbc_
 int vmbc_echo_gpa_direct(struct vmbc *c, struct vmbc_channel *ch, const struct vmbc_echo_opts *o,
 			 struct vmbc_echo_result *r)
 {
-	static uint8_t in[VMBC_ECHO_CHUNK + 64];
-	static uint8_t got[6 * HVPLAT_PAGE_SIZE];
+	static uint8_t in[VMBC_ECHO_CHUNK + 64] HVPLAT_NOINIT;
+	static uint8_t got[6 * HVPLAT_PAGE_SIZE] HVPLAT_NOINIT;
 	struct hvplat_pages buf;
 	int ret = 0;
 

@@ -1,0 +1,221 @@
+/*
+ * hv: the hypervisor interface as a child partition sees it (spec §1-3): CPUID leaves, guest
+ * OS ID, hypercall page, VP index, hypercall error statuses, reserved MSR bits, reference time.
+ * Needs a Hyper-V host (viridian run under KVM): explicit only, never part of a QEMU run.
+ */
+#include <stdint.h>
+
+#include "arch/x86.h"
+#include "hv/tguest_hv.h"
+#include "hv/winhv.h"
+#include "lib/printf.h"
+#include "pvh.h"
+#include "scenario.h"
+#include "tap.h"
+#include "timer.h"
+
+#define HV_LINES 11u
+
+static unsigned int hv_count(void)
+{
+	return HV_LINES;
+}
+
+static uint16_t call_status(uint64_t control, uint64_t in, uint64_t out)
+{
+	return winhv_status(hvplat_hypercall(control, in, out));
+}
+
+/* Highest end of RAM in the memory map: a GPA past it is outside guest RAM. */
+static uint64_t ram_end(void)
+{
+	uint64_t end = 0;
+
+	for (unsigned i = 0; i < boot.memmap_count; i++)
+		if (boot.memmap[i].addr + boot.memmap[i].size > end)
+			end = boot.memmap[i].addr + boot.memmap[i].size;
+	return end;
+}
+
+static void check_time(void)
+{
+	uint64_t t0, t1, prev, c0, c1, ref_us, tsc_us;
+	int mono = 1;
+
+	c0 = rdtsc();
+	t0 = winhv_ref_time();
+	prev = t0;
+	/* ~100 ms, sampling the MSR now and then (each read is an exit). */
+	while ((rdtsc() - c0) / tsc_khz < 100) {
+		uint64_t t = winhv_ref_time();
+
+		if (t < prev)
+			mono = 0;
+		prev = t;
+		udelay(1000);
+	}
+	t1 = winhv_ref_time();
+	c1 = rdtsc();
+	ref_us = (t1 - t0) / 10;
+	tsc_us = (c1 - c0) * 1000 / tsc_khz;
+	if (!t0 || !t1)
+		tap_not_ok("hv: TIME_REF_COUNT", "RDMSR 0x40000020 faulted or read 0");
+	else if (!mono)
+		tap_not_ok("hv: TIME_REF_COUNT monotonic", "went backwards");
+	else if (ref_us * 100 < tsc_us * 99 || ref_us * 100 > tsc_us * 101)
+		tap_not_ok("hv: TIME_REF_COUNT rate", "%lu us of reference time over %lu us of TSC",
+			   (unsigned long)ref_us, (unsigned long)tsc_us);
+	else
+		tap_ok("hv: TIME_REF_COUNT monotonic, %lu us vs %lu us of TSC (within 1%%)",
+		       (unsigned long)ref_us, (unsigned long)tsc_us);
+}
+
+static uint64_t tsc_page_time(const struct whv_tsc_page *p, int *ok)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		uint32_t seq = p->sequence;
+		uint64_t scale, t;
+		int64_t off;
+
+		barrier();
+		if (!seq) {
+			*ok = 0;
+			return 0;
+		}
+		scale = p->scale;
+		off = p->offset;
+		t = (uint64_t)(((unsigned __int128)rdtsc() * scale) >> 64) + (uint64_t)off;
+		barrier();
+		if (p->sequence == seq) {
+			*ok = 1;
+			return t;
+		}
+	}
+	*ok = 0;
+	return 0;
+}
+
+static void check_tsc_page(struct winhv *w)
+{
+	struct hvplat_pages pg;
+	uint64_t a, b, c;
+	int ok1, ok2;
+
+	if (!(w->info.features_a & WHV_A_REFERENCE_TSC)) {
+		tap_ok("hv: reference TSC page # SKIP not offered (0x40000003.EAX bit 9 clear)");
+		return;
+	}
+	if (hvplat_pages_alloc(1, &pg) || hvplat_wrmsr(WHV_MSR_REFERENCE_TSC, pg.gpa | 1)) {
+		tap_not_ok("hv: reference TSC page", "cannot enable it (no page or #GP)");
+		return;
+	}
+	a = tsc_page_time(pg.va, &ok1);
+	b = winhv_ref_time();
+	c = tsc_page_time(pg.va, &ok2);
+	hvplat_wrmsr(WHV_MSR_REFERENCE_TSC, 0);
+	if (!ok1 || !ok2)
+		tap_not_ok("hv: reference TSC page", "sequence 0 or never stable after enabling");
+	else if (a > b + 200 || b > c + 200) /* 200 ticks = 20 us */
+		tap_not_ok("hv: reference TSC page vs TIME_REF_COUNT",
+			   "page %lu, MSR %lu, page %lu (100 ns units)", (unsigned long)a,
+			   (unsigned long)b, (unsigned long)c);
+	else
+		tap_ok("hv: reference TSC page agrees with TIME_REF_COUNT within 20 us");
+}
+
+static void hv_run(void)
+{
+	struct winhv_info info;
+	const char *why = NULL;
+	struct winhv *w;
+	uint64_t v = 0, in, end;
+	unsigned lines = 0;
+
+	if (winhv_detect(&info, &why)) {
+		for (; lines < HV_LINES; lines++)
+			tap_not_ok("hv", "not a Hyper-V child partition: %s", why);
+		return;
+	}
+	tap_ok("hv: CPUID 0x40000000 \"Microsoft Hv\", max leaf %#x, features %#x/%#x/%#x",
+	       info.max_leaf, info.features_a, info.privileges_b, info.features_d);
+	if (!(info.hints & WHV_HINT_DEPRECATING_AEOI) || (info.hints & WHV_HINT_APIC_MSRS) ||
+	    (info.privileges_b & WHV_B_EXT_HYPERCALLS) || !(info.features_a & WHV_A_SYNIC))
+		tap_not_ok("hv: hints and privileges", "hints %#x privileges %#x features %#x",
+			   info.hints, info.privileges_b, info.features_a);
+	else
+		tap_ok("hv: AEOI-deprecating hint set, no APIC-MSR hint, SynIC offered, no ext "
+		       "hypercalls");
+	w = tguest_hv(&why);
+	if (!w) {
+		for (lines = 2; lines < HV_LINES; lines++)
+			tap_not_ok("hv", "WinHv init failed: %s", why);
+		return;
+	}
+	if (hvplat_rdmsr(WHV_MSR_GUEST_OS_ID, &v) || v != WINHV_GUEST_OS_ID)
+		tap_not_ok("hv: guest OS ID", "reads back %#lx", (unsigned long)v);
+	else
+		tap_ok("hv: guest OS ID reads back");
+	tap_ok("hv: hypercall page at %#lx enabled and filled by the host",
+	       (unsigned long)w->hcall.gpa);
+	if (w->vp[hvplat_cpu()].vp_index != hvplat_cpu())
+		tap_not_ok("hv: VP index", "boot CPU reads %u", w->vp[hvplat_cpu()].vp_index);
+	else
+		tap_ok("hv: VP index of CPU %u is %u", hvplat_cpu(), w->vp[hvplat_cpu()].vp_index);
+
+	in = winhv_input_gpa(w);
+	if (call_status(0x0099, in, 0) != WHV_STATUS_INVALID_HYPERCALL_CODE ||
+	    winhv_status(winhv_hypercall_fast(0x0099, 0, 0)) != WHV_STATUS_INVALID_HYPERCALL_CODE)
+		tap_not_ok("hv: unknown hypercall", "status %u / %u", call_status(0x0099, in, 0),
+			   winhv_status(winhv_hypercall_fast(0x0099, 0, 0)));
+	else
+		tap_ok("hv: unknown hypercall -> HV_STATUS_INVALID_HYPERCALL_CODE");
+
+	end = ram_end();
+	{
+		uint16_t a = call_status(WHV_CALL_POST_MESSAGE, in + 4, 0);
+		uint16_t b = call_status(WHV_CALL_POST_MESSAGE, in + 4000, 0);
+		uint16_t c = call_status(WHV_CALL_POST_MESSAGE, (end + 0x100000) & ~0xfffull, 0);
+
+		if (a != WHV_STATUS_INVALID_ALIGNMENT || b != WHV_STATUS_INVALID_ALIGNMENT ||
+		    c != WHV_STATUS_INVALID_PARAMETER)
+			tap_not_ok("hv: bad input GPAs",
+				   "unaligned %u, page-crossing %u, outside RAM %u", a, b, c);
+		else
+			tap_ok("hv: input GPA unaligned / crossing a page / outside RAM -> 4 / 4 / 5");
+	}
+	{
+		uint16_t a = call_status(WHV_CALL_POST_MESSAGE | (1ull << 30), in, 0);
+		uint16_t b = call_status(WHV_CALL_POST_MESSAGE | (1ull << 62), in, 0);
+		uint16_t c = call_status(WHV_CALL_POST_MESSAGE | (5ull << 32), in, 0);
+
+		if (a != WHV_STATUS_INVALID_HYPERCALL_INPUT ||
+		    b != WHV_STATUS_INVALID_HYPERCALL_INPUT ||
+		    c != WHV_STATUS_INVALID_HYPERCALL_INPUT)
+			tap_not_ok("hv: reserved control bits", "%u, %u, rep count %u", a, b, c);
+		else
+			tap_ok("hv: reserved control bits and a rep count on a simple call -> 3");
+	}
+	{
+		int a = hvplat_wrmsr(WHV_MSR_SINT0 + 5, 0x05); /* vector < 16 */
+		int b = hvplat_wrmsr(WHV_MSR_SINT0 + 5, 0x40 | (1ull << 40));
+		int c = hvplat_wrmsr(WHV_MSR_VP_INDEX, 7);
+
+		if (!a || !b || !c)
+			tap_not_ok("hv: reserved MSR bits",
+				   "no #GP: vector<16 %d, reserved %d, "
+				   "VP_INDEX write %d",
+				   a, b, c);
+		else
+			tap_ok("hv: SINT vector < 16, SINT reserved bits, VP_INDEX write -> #GP");
+	}
+	check_time();
+	check_tsc_page(w);
+}
+
+static const struct scenario hv_scenario = {
+	.name = "hv",
+	.count = hv_count,
+	.run = hv_run,
+	.explicit_only = 1,
+};
+SCENARIO_REGISTER(hv_scenario);
