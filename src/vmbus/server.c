@@ -213,6 +213,7 @@ static void gpadl_free(struct vmbus_server *srv, struct vmbus_gpadl *g)
 		if (*pp == g) {
 			*pp = g->next;
 			srv->ngpadls--;
+			srv->gpadl_pages -= g->announced;
 			break;
 		}
 	free(g->buf);
@@ -251,7 +252,9 @@ static void chan_close(struct vmbus_server *srv, struct vmbus_chan *chan, bool a
 	vmbus_ring_destroy(&chan->g2h);
 	vmbus_ring_destroy(&chan->h2g);
 	chan->gpadl = NULL;
+	pthread_mutex_lock(&srv->lock);
 	chan->state = VMBUS_CHAN_OFFERED;
+	pthread_mutex_unlock(&srv->lock);
 	if (g) {
 		g->user = NULL;
 		if (g->teardown_pending && answer_teardown) {
@@ -277,6 +280,25 @@ static void chan_rescind(struct vmbus_server *srv, struct vmbus_chan *chan)
 	chan->state = VMBUS_CHAN_RESCINDED;
 	srv_post_locked(srv, &m, sizeof(m));
 	pthread_mutex_unlock(&srv->lock);
+}
+
+/*
+ * Rescinds the device's channels with index >= first, sub-channels before the primary. The
+ * list is taken under lock: channel threads of the device may be adding sub-channels (they
+ * are refused once the primary is closed or the device rescinded).
+ */
+static void dev_rescind_chans(struct vmbus_server *srv, struct vmbus_dev_entry *de, unsigned first)
+{
+	struct vmbus_chan *list[1 + VMBUS_MAX_SUBCHANNELS];
+	unsigned n = 0;
+
+	pthread_mutex_lock(&srv->lock);
+	for (unsigned i = de->nchans; i-- > first;)
+		if (de->chans[i])
+			list[n++] = de->chans[i];
+	pthread_mutex_unlock(&srv->lock);
+	for (unsigned i = 0; i < n; i++)
+		chan_rescind(srv, list[i]);
 }
 
 /* Full bus reset. Caller holds msg_lock. */
@@ -446,8 +468,15 @@ static uint32_t open_channel(struct vmbus_server *srv, struct vmbus_chan *chan,
 	}
 	chan->gpadl = g;
 	g->user = chan;
+	/* Open before the device's open() runs: it may offer sub-channels from there. */
+	pthread_mutex_lock(&srv->lock);
+	chan->state = VMBUS_CHAN_OPEN;
+	pthread_mutex_unlock(&srv->lock);
 	r = vmbus_chan_start(chan);
 	if (r < 0) {
+		pthread_mutex_lock(&srv->lock);
+		chan->state = VMBUS_CHAN_OFFERED;
+		pthread_mutex_unlock(&srv->lock);
 		hv_connection_unregister(srv->part, chan->conn_id);
 		g->user = NULL;
 		chan->gpadl = NULL;
@@ -455,7 +484,6 @@ static uint32_t open_channel(struct vmbus_server *srv, struct vmbus_chan *chan,
 			 chan->dev->name ? chan->dev->name : "device", chan->relid, r);
 		goto fail;
 	}
-	chan->state = VMBUS_CHAN_OPEN;
 	return 0;
 fail:
 	vmbus_ring_destroy(&chan->g2h);
@@ -497,13 +525,8 @@ static void on_close(struct vmbus_server *srv, const void *msg, uint32_t size)
 	if (chan->state == VMBUS_CHAN_RESCINDED)
 		return; /* closed when it was rescinded */
 	chan_close(srv, chan, true);
-	if (chan->index == 0 && chan->de) {
-		struct vmbus_dev_entry *de = chan->de;
-
-		for (unsigned i = 1; i < de->nchans; i++)
-			if (de->chans[i])
-				chan_rescind(srv, de->chans[i]);
-	}
+	if (chan->index == 0 && chan->de)
+		dev_rescind_chans(srv, chan->de, 1);
 }
 
 static void gpadl_reply(struct vmbus_server *srv, uint32_t relid, uint32_t handle, uint32_t status)
@@ -612,6 +635,13 @@ static void on_gpadl_header(struct vmbus_server *srv, const uint8_t *msg, uint32
 		MSG_WARN("GPADL_HEADER 0x%x: over %u pages", h.gpadl, VMBUS_MAX_GPADL_PAGES);
 		goto fail;
 	}
+	if (srv->gpadl_pages + (h.range_buflen - 8u * h.rangecount) / 8u >
+	    VMBUS_MAX_GPADL_TOTAL_PAGES) {
+		MSG_WARN("GPADL_HEADER 0x%x: the bus already maps %llu pages", h.gpadl,
+			 (unsigned long long)srv->gpadl_pages);
+		st = VMBUS_STATUS_INSUFFICIENT_RESOURCES;
+		goto fail;
+	}
 	g = calloc(1, sizeof(*g));
 	if (!g || !(g->buf = malloc(h.range_buflen))) {
 		free(g);
@@ -622,11 +652,13 @@ static void on_gpadl_header(struct vmbus_server *srv, const uint8_t *msg, uint32
 	g->relid = h.child_relid;
 	g->buflen = h.range_buflen;
 	g->rangecount = h.rangecount;
+	g->announced = (h.range_buflen - 8u * h.rangecount) / 8u;
 	memcpy(g->buf, msg + sizeof(h), data);
 	g->have = data;
 	g->next = srv->gpadls;
 	srv->gpadls = g;
 	srv->ngpadls++;
+	srv->gpadl_pages += g->announced;
 	gpadl_try_complete(srv, g);
 	return;
 fail:
@@ -970,11 +1002,10 @@ int vmbus_server_rescind(struct vmbus_server *srv, struct vmbus_device *dev)
 		err_set("vmbus: rescind of a device that was never added");
 		return -ENOENT;
 	}
-	/* Sub-channels first, as the guest expects them gone before their primary. */
-	for (unsigned i = de->nchans; i-- > 0;)
-		if (de->chans[i])
-			chan_rescind(srv, de->chans[i]);
+	pthread_mutex_lock(&srv->lock);
 	de->rescinded = true;
+	pthread_mutex_unlock(&srv->lock);
+	dev_rescind_chans(srv, de, 0);
 	pthread_mutex_unlock(&srv->msg_lock);
 	return 0;
 }
@@ -1014,7 +1045,8 @@ int vmbus_device_offer_subchannels(struct vmbus_device *dev, unsigned count)
 		return -EINVAL;
 	pthread_mutex_lock(&srv->lock);
 	de = dev_entry(srv, dev);
-	if (!de || de->rescinded || !srv->offers_requested || !de->chans[0]) {
+	if (!de || de->rescinded || !srv->offers_requested || !de->chans[0] ||
+	    de->chans[0]->state != VMBUS_CHAN_OPEN) {
 		pthread_mutex_unlock(&srv->lock);
 		return -ENOTCONN;
 	}

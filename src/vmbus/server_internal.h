@@ -28,6 +28,8 @@
 #define VMBUS_CHAN_MAX_FDS 16
 /* Replies held back for a guest that does not read its SIM: beyond this it must retry posts. */
 #define VMBUS_OUTBOX_MAX 1024u
+/* PFNs held by all GPADLs of the bus (4 GiB worth; 8 MiB of host memory at most). */
+#define VMBUS_MAX_GPADL_TOTAL_PAGES (1u << 20)
 
 enum vmbus_chan_state {
 	VMBUS_CHAN_OFFERED, /* offer sent (or pending until REQUESTOFFERS) */
@@ -102,6 +104,7 @@ struct vmbus_gpadl {
 	uint8_t *buf;
 	uint32_t buflen, have;
 	uint16_t rangecount;
+	uint32_t announced; /* PFNs range_buflen makes room for (counted in gpadl_pages) */
 	/* Complete: all PFNs in order, and the first range's offset/count. */
 	uint64_t *pfns;
 	uint32_t npfns;
@@ -131,6 +134,7 @@ struct vmbus_server {
 
 	struct vmbus_gpadl *gpadls;
 	unsigned ngpadls;
+	uint64_t gpadl_pages; /* PFNs announced by all GPADLs, complete or not */
 
 	/* Replies the SynIC queue could not take yet (-ENOSPC), retried in order. */
 	struct vmbus_outmsg *out_head, **out_tail;

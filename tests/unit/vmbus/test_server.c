@@ -677,7 +677,7 @@ static void test_subchannels(void **state)
 	tf_post(f, &m, sizeof(m));
 	for (unsigned i = 0; i < 2; i++) {
 		tf_expect(f, VMBUS_MSG_RESCIND_CHANNELOFFER, &m);
-		assert_int_equal(m.child_relid, subs[i].child_relid);
+		assert_int_equal(m.child_relid, subs[1 - i].child_relid); /* highest index first */
 		m.hdr.msgtype = VMBUS_MSG_RELID_RELEASED;
 		tf_post(f, &m, sizeof(m));
 	}
@@ -698,6 +698,87 @@ static void test_subchannels(void **state)
 	tf_expect0(f, VMBUS_MSG_RESCIND_CHANNELOFFER);
 	tf_gpadl_teardown(f, c.relid, c.gpadl, true);
 	/* Server before the stack device. */
+	tf_free(x->f);
+	x->f = tf_new();
+	assert_int_equal(vmbus_server_add_device(x->f->srv, x->echo), 0);
+}
+
+/* ---- device open callback: refusal, and sub-channels offered from open() ---- */
+
+static int picky_open(struct vmbus_device *dev, struct vmbus_chan *chan, const uint8_t *ud)
+{
+	if (ud[0] == 0xEE)
+		return -EINVAL;
+	if (vmbus_chan_index(chan) == 0 && ud[0] == 0x5C)
+		return vmbus_device_offer_subchannels(dev, 1) == 1 ? 0 : -EIO;
+	return 0;
+}
+
+static int picky_packet(struct vmbus_device *dev, struct vmbus_chan *chan,
+			const struct vmbus_pkt *pkt)
+{
+	(void)dev;
+	return vmbus_chan_send_completion(chan, pkt->trans_id, NULL, 0);
+}
+
+static const struct vmbus_device_ops picky_ops = {.open = picky_open, .packet = picky_packet};
+
+static void test_device_open(void **state)
+{
+	struct fx *x = *state;
+	struct tf *f = x->f;
+	struct vmbus_device dev = {.ops = &picky_ops, .name = "picky", .max_subchannels = 1};
+	struct vmbus_msg_offer offers[TF_MAX_OFFERS], prim, sub;
+	struct vmbus_msg_open m = {.hdr.msgtype = VMBUS_MSG_OPENCHANNEL};
+	struct vmbus_msg_open_result res;
+	uint64_t pfns[8], base;
+	struct gchan c;
+	uint8_t buf[64];
+	struct vmbus_pkt_desc d;
+
+	guid_generate(&dev.instance_id);
+	assert_int_equal(vmbus_server_add_device(f->srv, &dev), 0);
+	tf_connect(f);
+	assert_int_equal(tf_request_offers(f, offers), 2);
+	prim = guid_equal(&offers[0].if_instance, &dev.instance_id) ? offers[0] : offers[1];
+	base = tf_alloc(f, 8) / 4096;
+	for (unsigned i = 0; i < 8; i++)
+		pfns[i] = base + i;
+	assert_int_equal(tf_gpadl_pfns(f, prim.child_relid, 0x42, pfns, 8, 8 * 4096), 0);
+	m.child_relid = prim.child_relid;
+	m.openid = 3;
+	m.ringbuffer_gpadl = 0x42;
+	m.downstream_pageoffset = 4;
+	/* The device refuses: non-zero status, the GPADL is free again. */
+	m.user_data[0] = 0xEE;
+	tf_post(f, &m, sizeof(m));
+	tf_expect(f, VMBUS_MSG_OPENCHANNEL_RESULT, &res);
+	assert_int_equal(res.openid, 3);
+	assert_int_not_equal(res.status, 0);
+	/* Sub-channel offered from open(): the offer comes before the open result. */
+	m.user_data[0] = 0x5C;
+	tf_post(f, &m, sizeof(m));
+	tf_expect(f, VMBUS_MSG_OFFERCHANNEL, &sub);
+	assert_int_equal(sub.sub_channel_index, 1);
+	tf_expect(f, VMBUS_MSG_OPENCHANNEL_RESULT, &res);
+	assert_int_equal(res.status, 0);
+	assert_int_equal(gchan_open(f, &c, &sub, 4, 4, 1), 0);
+	assert_int_equal(gchan_write(f, &c, VMBUS_PKT_DATA_INBAND, 1, 0xABC, NULL, 0, buf, 8), 0);
+	assert_int_equal(gchan_read_wait(f, &c, buf, sizeof(buf), 2000), 16);
+	memcpy(&d, buf, 16);
+	assert_int_equal(d.type, VMBUS_PKT_COMP);
+	assert_int_equal(d.trans_id, 0xABC);
+	/* Host rescind of the device: the open sub-channel goes first, then the primary. */
+	assert_int_equal(vmbus_server_rescind(f->srv, &dev), 0);
+	{
+		struct vmbus_msg_relid r1, r2;
+
+		tf_expect(f, VMBUS_MSG_RESCIND_CHANNELOFFER, &r1);
+		tf_expect(f, VMBUS_MSG_RESCIND_CHANNELOFFER, &r2);
+		assert_int_equal(r1.child_relid, sub.child_relid);
+		assert_int_equal(r2.child_relid, prim.child_relid);
+	}
+	assert_int_equal(vmbus_device_offer_subchannels(&dev, 1), -ENOTCONN);
 	tf_free(x->f);
 	x->f = tf_new();
 	assert_int_equal(vmbus_server_add_device(x->f->srv, x->echo), 0);
@@ -1004,6 +1085,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unload_reinitiate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_modify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_subchannels, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_device_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_messages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_rings, setup, teardown),
