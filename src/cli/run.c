@@ -74,6 +74,9 @@ static void run_usage(FILE *f)
 		"  --no-reboot         exit 0 when the guest resets instead of restarting it\n"
 		"  --log-level LEVEL   error|warn|info|debug|trace (default info)\n"
 		"  --name NAME         VM name shown in log lines (default vm)\n"
+		"  --disk PATH[,ro][,format=raw|vhd|vhdx]\n"
+		"                      a disk on the synthetic SCSI controller (repeatable, LUN 0..63)\n"
+		"  --device echo       the VMBus echo test device\n"
 		"exit codes: docs/exit-codes.md\n");
 }
 
@@ -110,6 +113,68 @@ static int run_check_file(const char *what, const char *path)
 	return 0;
 }
 
+/* PATH[,ro][,format=raw|vhd|vhdx], modified in place (argv is ours). */
+static int run_parse_disk(char *spec, struct run_config *o)
+{
+	static struct run_disk disks[RUN_MAX_DISKS];
+	struct run_disk *d;
+	char *opt;
+
+	if (o->ndisks >= RUN_MAX_DISKS)
+		return run_fail(VIRIDIAN_EXIT_USAGE, "--disk: at most %d disks (LUNs) per VM",
+				RUN_MAX_DISKS);
+	d = &disks[o->ndisks];
+	*d = (struct run_disk){.path = spec, .format = DISK_FORMAT_AUTO};
+	opt = strchr(spec, ',');
+	if (opt)
+		*opt++ = '\0';
+	while (opt) {
+		char *next = strchr(opt, ',');
+
+		if (next)
+			*next++ = '\0';
+		if (!strcmp(opt, "ro"))
+			d->read_only = true;
+		else if (!strcmp(opt, "format=raw"))
+			d->format = DISK_FORMAT_RAW;
+		else if (!strcmp(opt, "format=vhd"))
+			d->format = DISK_FORMAT_VHD;
+		else if (!strcmp(opt, "format=vhdx"))
+			d->format = DISK_FORMAT_VHDX;
+		else
+			return run_fail(VIRIDIAN_EXIT_USAGE,
+					"--disk %s: unknown option '%s' (ro, format=raw|vhd|vhdx)",
+					spec, opt);
+		opt = next;
+	}
+	if (!*d->path)
+		return run_fail(VIRIDIAN_EXIT_USAGE, "--disk: empty path");
+	o->disks = disks;
+	o->ndisks++;
+	return 0;
+}
+
+/* Every disk exists and can be opened as asked (the images are opened for real per boot). */
+static int run_check_disks(const struct run_config *o)
+{
+	for (unsigned i = 0; i < o->ndisks; i++) {
+		const struct run_disk *d = &o->disks[i];
+		int r = run_check_file("disk", d->path);
+
+		if (r)
+			return r;
+		if (!d->read_only && access(d->path, W_OK) < 0)
+			return run_fail(VIRIDIAN_EXIT_ERROR,
+					"disk '%s': %s (attach it with ,ro to use it read-only)",
+					d->path, strerror(errno));
+		for (unsigned j = 0; j < i; j++)
+			if (!strcmp(o->disks[j].path, d->path))
+				return run_fail(VIRIDIAN_EXIT_USAGE, "disk '%s' is given twice",
+						d->path);
+	}
+	return 0;
+}
+
 static int run_parse(int argc, char **argv, struct run_config *o)
 {
 	enum {
@@ -123,6 +188,8 @@ static int run_parse(int argc, char **argv, struct run_config *o)
 		O_LOG_LEVEL,
 		O_NAME,
 		O_HUGEPAGES,
+		O_DISK,
+		O_DEVICE,
 		O_HELP
 	};
 	static const struct option opts[] = {
@@ -136,6 +203,8 @@ static int run_parse(int argc, char **argv, struct run_config *o)
 		{"log-level", required_argument, NULL, O_LOG_LEVEL},
 		{"name", required_argument, NULL, O_NAME},
 		{"hugepages", no_argument, NULL, O_HUGEPAGES},
+		{"disk", required_argument, NULL, O_DISK},
+		{"device", required_argument, NULL, O_DEVICE},
 		{"help", no_argument, NULL, O_HELP},
 		{NULL, 0, NULL, 0},
 	};
@@ -186,6 +255,17 @@ static int run_parse(int argc, char **argv, struct run_config *o)
 			break;
 		case O_NAME:
 			o->name = optarg;
+			break;
+		case O_DISK:
+			c = run_parse_disk(optarg, o);
+			if (c)
+				return c;
+			break;
+		case O_DEVICE:
+			if (strcmp(optarg, "echo"))
+				return run_fail(VIRIDIAN_EXIT_USAGE,
+						"--device '%s': the only device is 'echo'", optarg);
+			o->echo_device = true;
 			break;
 		case 'h':
 		case O_HELP:
@@ -244,7 +324,7 @@ static int run_parse(int argc, char **argv, struct run_config *o)
 		if (c)
 			return c;
 	}
-	return 0;
+	return run_check_disks(o);
 }
 
 /* Fresh guest memory with ACPI tables and the kernel: at start and on every reboot. */
@@ -282,6 +362,19 @@ static int run_sb_attach(void *opaque, struct uart *u)
 	return serial_backend_attach(opaque, u);
 }
 
+/* VMBus and its devices: the SCSI controller with every --disk as a LUN, the echo device. */
+static int run_build_vmbus(struct run_vm *vm, const struct run_config *o)
+{
+	static struct storvsp_lun_config luns[RUN_MAX_DISKS];
+	struct run_hv_devices devs = {.luns = luns, .nluns = o->ndisks, .echo = o->echo_device};
+
+	for (unsigned i = 0; i < o->ndisks; i++)
+		luns[i] = (struct storvsp_lun_config){.path = o->disks[i].path,
+						      .format = o->disks[i].format,
+						      .read_only = o->disks[i].read_only};
+	return run_hv_add_vmbus(&vm->hv, &vm->mem, o->cpus, &devs);
+}
+
 static int run_build(struct run_vm *vm, struct vid_kvm *kvm, const struct run_config *o,
 		     const struct run_serial *ser)
 {
@@ -296,6 +389,9 @@ static int run_build(struct run_vm *vm, struct vid_kvm *kvm, const struct run_co
 
 	/* The child partition sees Hyper-V: CPUID leaves, synthetic MSRs, hypercalls. */
 	r = run_hv_create(&vm->hv, &vm->mem, o->cpus);
+	if (r < 0)
+		return r;
+	r = run_build_vmbus(vm, o);
 	if (r < 0)
 		return r;
 	r = vid_partition_create(p, kvm, &vm->mem, o->cpus, run_hv_cpuid_hook, &vm->hv);
@@ -684,9 +780,14 @@ int run_config_check(const struct run_config *o)
 				RUN_MAX_CPUS_XAPIC);
 	if (!o->kernel)
 		return run_fail(VIRIDIAN_EXIT_USAGE, "no kernel given");
+	if (o->ndisks > RUN_MAX_DISKS)
+		return run_fail(VIRIDIAN_EXIT_USAGE, "%u disks: at most %d", o->ndisks,
+				RUN_MAX_DISKS);
 	r = run_check_file("kernel", o->kernel);
 	if (r == 0 && o->initrd)
 		r = run_check_file("initrd", o->initrd);
+	if (r == 0)
+		r = run_check_disks(o);
 	return r;
 }
 

@@ -9,6 +9,7 @@
 #define VIRIDIAN_CLI_RUN_H
 
 #include "devices/uart.h"
+#include "disk/disk.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -42,6 +43,14 @@ struct run_serial {
 };
 
 struct run_vm;
+
+/* A disk on the synthetic SCSI controller: LUN i is disks[i]. */
+#define RUN_MAX_DISKS 64
+struct run_disk {
+	const char *path;
+	bool read_only;
+	enum disk_format format; /* DISK_FORMAT_AUTO: detected */
+};
 struct run_config;
 
 /* Shared between run_vm() and the threads that call run_ctl_request(); fields are private. */
@@ -63,6 +72,9 @@ struct run_config {
 	uint64_t memory;
 	unsigned cpus;
 	bool no_reboot, hugepages;
+	const struct run_disk *disks; /* ndisks <= RUN_MAX_DISKS */
+	unsigned ndisks;
+	bool echo_device; /* the VMBus echo test device */
 	struct run_ctl *ctl; /* may be NULL (viridian run); initialised with run_ctl_init() */
 	/*
 	 * Called once, after the first partition is built and before any vCPU runs guest code:

@@ -7,6 +7,7 @@
 #include "lib/err.h"
 #include "lib/util.h"
 #include "vid/layout.h"
+#include "vsp/echo.h"
 
 #include <errno.h>
 #include <string.h>
@@ -144,8 +145,48 @@ int run_hv_attach(struct run_hv *rh, struct vid_partition *part)
 			      "hv-hypercall");
 }
 
+int run_hv_add_vmbus(struct run_hv *rh, struct guest_mem *gm, unsigned ncpus,
+		     const struct run_hv_devices *devs)
+{
+	int r;
+
+	rh->vmbus = vmbus_server_create(rh->hv, gm);
+	if (!rh->vmbus)
+		return -EINVAL;
+	if (devs->nluns) {
+		struct storvsp_config sc = {
+			.luns = devs->luns,
+			.nluns = devs->nluns,
+			.max_subchannels = ncpus - 1,
+		};
+
+		rh->storvsp = vsp_storvsp_create(&sc);
+		if (!rh->storvsp)
+			return -EINVAL;
+		r = vmbus_server_add_device(rh->vmbus, rh->storvsp);
+		if (r < 0)
+			return r;
+	}
+	if (devs->echo) {
+		rh->echo = vsp_echo_create();
+		if (!rh->echo)
+			return -EINVAL;
+		r = vmbus_server_add_device(rh->vmbus, rh->echo);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 void run_hv_destroy(struct run_hv *rh)
 {
+	/* The server first: it closes the channels, whose devices then close their images. */
+	if (rh->vmbus)
+		vmbus_server_destroy(rh->vmbus);
+	if (rh->storvsp)
+		vsp_storvsp_destroy(rh->storvsp);
+	if (rh->echo)
+		vsp_echo_destroy(rh->echo);
 	if (rh->hv)
 		hv_partition_destroy(rh->hv);
 	memset(rh, 0, sizeof(*rh));

@@ -9,10 +9,21 @@
 
 #include "hv/hv.h"
 #include "vid/partition.h"
+#include "vmbus/vmbus.h"
+#include "vsp/storvsp.h"
 
 struct run_hv {
 	struct hv_partition *hv;
 	struct vid_partition *part;
+	struct vmbus_server *vmbus;
+	struct vmbus_device *echo, *storvsp;
+};
+
+/* The VMBus devices of one boot. */
+struct run_hv_devices {
+	const struct storvsp_lun_config *luns; /* nluns > 0: one synthetic SCSI controller */
+	unsigned nluns;
+	bool echo; /* the echo test device (vsp/echo.h) */
 };
 
 /* Before vid_partition_create(): creates the hv partition over gm. 0 or -errno + err_set(). */
@@ -21,6 +32,13 @@ int run_hv_create(struct run_hv *rh, struct guest_mem *gm, unsigned ncpus);
 vid_cpuid_hook_fn run_hv_cpuid_hook;
 /* After vid_partition_create(): traps the synthetic MSRs and claims the hypercall port. */
 int run_hv_attach(struct run_hv *rh, struct vid_partition *part);
+/*
+ * After run_hv_create(): the VMBus server of this boot and its devices (images are opened
+ * here). 0 or -errno + err_set() naming what failed.
+ */
+int run_hv_add_vmbus(struct run_hv *rh, struct guest_mem *gm, unsigned ncpus,
+		     const struct run_hv_devices *devs);
+/* After the vCPUs have stopped: VMBus server, devices (closing their images), hv partition. */
 void run_hv_destroy(struct run_hv *rh);
 
 #endif

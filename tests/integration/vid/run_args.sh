@@ -9,7 +9,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 n=0
 fail=0
-plan=17
+plan=23
 echo "1..$plan"
 
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
@@ -50,6 +50,20 @@ expect "--cpus not a number" 2 "expected a number" -- --kernel "$K" --cpus two
 expect "--serial unknown kind" 2 "expected stdio, pty" -- --kernel "$K" --serial tcp:80
 expect "--log-level unknown" 2 "expected error, warn" -- --kernel "$K" --log-level loud
 expect "unknown option" 2 "unknown option" -- --kernel "$K" --frobnicate
+: >"$tmp/disk.raw"
+chmod 0444 "$tmp/disk.raw"
+expect "--disk missing image" 1 "No such file" -- --kernel "$K" --disk "$tmp/none.vhdx"
+expect "--disk unknown option" 2 "unknown option 'fast'" -- --kernel "$K" --disk "$tmp/disk.raw,fast"
+expect "--disk given twice" 2 "given twice" -- --kernel "$K" --disk "$tmp/disk.raw,ro" \
+	--disk "$tmp/disk.raw,ro,format=raw"
+if [ "$(id -u)" = 0 ]; then
+	skip "--disk read-only file without ,ro" "root can write any file"
+else
+	expect "--disk read-only file without ,ro" 1 "with ,ro" -- --kernel "$K" --disk "$tmp/disk.raw"
+fi
+expect "--disk more than 64" 2 "at most 64" -- --kernel "$K" \
+	$(for i in $(seq 65); do printf -- '--disk %s,ro ' "$tmp/disk.raw"; done)
+expect "--device unknown" 2 "only device is 'echo'" -- --kernel "$K" --device nic
 # Arguments are checked before KVM is opened: a bad value wins over the missing device.
 expect "bad --cpus reported before missing KVM" 2 "--cpus 0" -- --kernel "$K" --cpus 0
 if [ -n "$G" ] && [ -f "$G" ]; then
