@@ -124,7 +124,7 @@ static void dump_rings(const struct vmbc_channel *ch, unsigned sent, unsigned go
 	const struct vmbc_ring_ctl *o = ch->out.ctl, *i = ch->in.ctl;
 
 	fprintf(stderr,
-		"# stall, no progress for 200 ms: sent %u got %u; g2h w %u r %u mask %u pend %u; h2g w %u r %u mask %u "
+		"# stall, no progress for 1 s: sent %u got %u; g2h w %u r %u mask %u pend %u; h2g w %u r %u mask %u "
 		"pend %u; signals %llu events %llu\n",
 		sent, got, o->write_index, o->read_index, o->interrupt_mask, o->pending_send_sz,
 		i->write_index, i->read_index, i->interrupt_mask, i->pending_send_sz,
@@ -142,9 +142,9 @@ static void dump_rings(const struct vmbc_channel *ch, unsigned sent, unsigned go
  * Lost-wakeup detector. The client signals exactly as Linux does (§7.5: only when the host had
  * read everything before this write and is not masking). If the host then neither reads nor
  * was signalled, the channel would hang a real guest: report it with the ring state and kick
- * the host once so the remaining checks still run. HARNESS_STRICT=1 makes any such stall fail.
+ * the host once. A stall fails the test (HARNESS_LENIENT=1: only report it and go on).
  */
-#define STALL_NS 200000000ull
+#define STALL_NS 1000000000ull
 static unsigned lost_wakeups;
 
 static void stall_kick(struct vmbc_channel *ch, unsigned sent, unsigned got)
@@ -152,7 +152,7 @@ static void stall_kick(struct vmbc_channel *ch, unsigned sent, unsigned got)
 	lost_wakeups++;
 	dump_rings(ch, sent, got);
 	winhv_signal_event(ch->conn_id, 0);
-	if (getenv("HARNESS_STRICT"))
+	if (!getenv("HARNESS_LENIENT"))
 		fail_msg("host stopped reading the guest->host ring without a pending signal");
 }
 
@@ -370,7 +370,7 @@ static void test_echo_exerciser_10000(void **state)
 		fail_msg("gpa-direct: %s", r.why);
 	assert_int_equal(r.done, 100);
 	lost_wakeups += r.stall_kicks;
-	if (lost_wakeups && getenv("HARNESS_STRICT"))
+	if (lost_wakeups && !getenv("HARNESS_LENIENT"))
 		fail_msg("host stopped reading without a pending signal %u times", lost_wakeups);
 	assert_int_equal(vmbc_close(&f->c, ch), 0);
 }
