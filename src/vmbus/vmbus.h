@@ -10,6 +10,13 @@
  * Wiring (viridian run / vmwp): after hv_partition_create: vmbus_server_create(), then
  * vmbus_server_add_device() for each VSP, before the vCPUs start. On VM reboot:
  * vmbus_server_reset(). On exit: vmbus_server_destroy() after the vCPUs have stopped.
+ * The host calls below (add_device, rescind, reoffer, reset, destroy) may block while channel
+ * threads stop: call them from a VP or control thread, never from a device callback.
+ *
+ * Guest-visible policy (server.c): msg_conn_id 1; offers carry monitor_allocated 0,
+ * is_dedicated_interrupt 1, connection_id 0x2000 + relid; GPADL_TEARDOWN of an open channel's
+ * ring is answered when the channel closes; closing a primary channel rescinds its
+ * sub-channels; a guest that leaves 1024 replies unread gets HV_STATUS_INSUFFICIENT_BUFFERS.
  */
 #ifndef VIRIDIAN_VMBUS_VMBUS_H
 #define VIRIDIAN_VMBUS_VMBUS_H
