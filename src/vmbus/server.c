@@ -309,7 +309,7 @@ static void srv_reset(struct vmbus_server *srv, bool reset_devices)
 	pthread_mutex_lock(&srv->lock);
 	/* First, so that sub-channel requests from closing channels are refused. */
 	srv->offers_requested = false;
-	srv->version = 0;
+	__atomic_store_n(&srv->version, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&srv->lock);
 	for (uint32_t r = 1; r <= VMBUS_MAX_RELID; r++)
 		if (srv->relids[r])
@@ -375,7 +375,7 @@ static void on_initiate_contact(struct vmbus_server *srv, unsigned vp, const voi
 	resp.version_supported = ok;
 	resp.msg_conn_id = VMBUS_MSG_CONN_ID;
 	if (ok)
-		srv->version = ic.version;
+		__atomic_store_n(&srv->version, ic.version, __ATOMIC_RELAXED);
 	srv_post_locked(srv, &resp, sizeof(resp));
 	pthread_mutex_unlock(&srv->lock);
 	if (ok)
