@@ -14,6 +14,9 @@
  * buffered like ours (the image is opened through the page cache), one io_uring_submit per
  * batch of refills.
  *
+ * Mode "nop" (ours only) sends TEST UNIT READY without data: the VMBus round trip alone,
+ * to tell the transport's share of a 4 KiB I/O from the disk path's.
+ *
  * Prints "iops=N mbps=M secs=S g2h=X h2g=Y" (X, Y per 1000 I/Os; 0 for peer).
  */
 #include <errno.h>
@@ -56,7 +59,7 @@ struct g_vstor {
 _Static_assert(sizeof(struct g_vstor) == 64, "vstor packet");
 
 struct work {
-	bool write, seq;
+	bool write, seq, nop;
 	uint32_t bs, depth;
 	uint64_t count, nblocks, seed, next_seq;
 };
@@ -173,6 +176,17 @@ static void guest_teardown(struct guest *g)
 
 static int guest_send(struct guest *g, struct work *w, uint64_t id, uint64_t gpa)
 {
+	if (w->nop) {
+		struct g_vstor t = {.op = 3,
+				    .flags = 1,
+				    .length = 52,
+				    .cdb_length = 6,
+				    .sense_len = 20,
+				    .data_in = 2};
+
+		return vmbc_send(g->ch, VMBC_PKT_INBAND, VMBC_PKT_FLAG_COMPLETION, id, NULL, 0, &t,
+				 64);
+	}
 	uint64_t off = next_offset(w), lba = off / 512;
 	uint32_t nblk = w->bs / 512, npfn = w->bs / 4096;
 	/* GPA-direct header built here: vmbc_send_gpa_direct takes at most ~60 PFNs, Linux sends
@@ -348,6 +362,9 @@ int main(int argc, char **argv)
 	log_set_level(LOG_WARN);
 	w.write = strstr(argv[3], "write") != NULL;
 	w.seq = !strncmp(argv[3], "seq", 3);
+	w.nop = !strcmp(argv[3], "nop");
+	if (w.nop && !ours)
+		die("nop is ours only");
 	w.bs = (uint32_t)bs;
 	w.depth = (uint32_t)depth;
 	w.count = count;

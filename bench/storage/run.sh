@@ -54,6 +54,13 @@ one() {
 	fi
 }
 
+# The VMBus round trip alone (TEST UNIT READY, no data, depth 1): the floor under the QD1 rows.
+nop=()
+for i in $(seq "$RUNS"); do
+	nop+=("$(field iops "$("$B" "$W/d.raw" ours nop 4096 1 20000 "$i")")")
+done
+echo "# storage-nop-qd1 (transport only, TEST UNIT READY): $(median "${nop[@]}") iops (runs: ${nop[*]})"
+
 for fmt in raw vhdx; do
 	img=$W/d.$fmt
 	goal=0.9 # issue 6 states it for raw; VHDX is held to the same line
