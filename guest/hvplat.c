@@ -20,6 +20,10 @@
 #define LAPIC_EOI 0xb0
 #define LAPIC_SVR 0xf0
 #define SPURIOUS_VECTOR 0xff
+#define LAPIC_ICR_LO 0x300
+#define LAPIC_ICR_HI 0x310
+#define ICR_NMI 0x00004400u /* delivery mode NMI, assert */
+#define ICR_PENDING (1u << 12)
 
 int hvplat_rdmsr_raw(uint32_t msr, uint64_t *val);
 int hvplat_wrmsr_raw(uint32_t msr, uint64_t val);
@@ -30,6 +34,8 @@ void hvplat_irq_stub1(void);
 void hvplat_irq_stub2(void);
 void hvplat_irq_stub3(void);
 void hvplat_irq_dispatch(unsigned slot);
+void hvplat_nmi_stub(void);
+void hvplat_nmi_dispatch(void);
 
 /* Where the #GP filter sends faults that are not ours (the guest's own report). */
 uint64_t hvplat_gp_orig;
@@ -49,6 +55,14 @@ static struct {
 static void (*const slot_stub[IRQ_SLOTS])(void) = {hvplat_irq_stub0, hvplat_irq_stub1,
 						   hvplat_irq_stub2, hvplat_irq_stub3};
 static int gp_installed;
+static int nmi_installed;
+
+/* hvplat_run_on() hand-off, one per CPU. */
+static struct {
+	void (*volatile fn)(void *arg);
+	void *arg;
+	volatile int done;
+} nmi_work[ACPI_MAX_CPUS];
 
 struct idt_gate64 {
 	uint16_t off_lo;
@@ -185,6 +199,50 @@ void hvplat_pages_free(struct hvplat_pages *p)
 	memset(p, 0, sizeof(*p));
 }
 
+void hvplat_nmi_dispatch(void)
+{
+	unsigned cpu = hvplat_cpu();
+	void (*fn)(void *arg);
+
+	if (cpu >= ACPI_MAX_CPUS || !(fn = nmi_work[cpu].fn)) {
+		printf("# unexpected NMI on CPU %u\n", cpu);
+		return;
+	}
+	nmi_work[cpu].fn = NULL;
+	fn(nmi_work[cpu].arg);
+	__atomic_store_n(&nmi_work[cpu].done, 1, __ATOMIC_RELEASE);
+}
+
+int hvplat_run_on(unsigned cpu, void (*fn)(void *arg), void *arg)
+{
+	uint64_t end;
+
+	if (cpu == hvplat_cpu()) {
+		fn(arg);
+		return 0;
+	}
+	/* Only APs that smp.c started and parked (cli; hlt: an NMI still gets through). */
+	if (cpu >= ncpus || cpu >= ACPI_MAX_CPUS || cpus[cpu].state != CPU_DONE || !acpi.lapic_addr)
+		return -1;
+	if (!nmi_installed) {
+		gate_set(2, hvplat_nmi_stub);
+		nmi_installed = 1;
+	}
+	nmi_work[cpu].arg = arg;
+	nmi_work[cpu].done = 0;
+	__atomic_store_n(&nmi_work[cpu].fn, fn, __ATOMIC_RELEASE);
+	mmio_write32(acpi.lapic_addr + LAPIC_ICR_HI, cpus[cpu].apic_id << 24);
+	mmio_write32(acpi.lapic_addr + LAPIC_ICR_LO, ICR_NMI);
+	end = timer_deadline_us(2000000);
+	while (!__atomic_load_n(&nmi_work[cpu].done, __ATOMIC_ACQUIRE) && !timer_expired(end))
+		cpu_relax();
+	if (!nmi_work[cpu].done) {
+		nmi_work[cpu].fn = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 void *hvplat_gpa_to_va(uint64_t gpa, size_t len)
 {
 	if (!len || gpa >= (4ull << 30) || len > (4ull << 30) - gpa || !boot_range_is_ram(gpa, len))
@@ -207,11 +265,33 @@ unsigned hvplat_ncpus(void)
 	return ncpus ? ncpus : 1;
 }
 
-static void lapic_enable(void)
-{
-	uint32_t svr = mmio_read32(acpi.lapic_addr + LAPIC_SVR);
+/*
+ * Before the first STI on a CPU: its local APIC software-enabled (an AP comes out of INIT with
+ * it disabled, and then drops fixed interrupts), and once for all the 8259 PICs masked (the
+ * firmware on PC machines leaves IRQ0 on vector 8, which would look like a #DF).
+ */
+static uint8_t irq_ready[ACPI_MAX_CPUS];
+static int pic_masked;
 
-	mmio_write32(acpi.lapic_addr + LAPIC_SVR, (svr & ~0xffu) | 0x100 | SPURIOUS_VECTOR);
+static void irq_prepare(void)
+{
+	unsigned cpu = hvplat_cpu();
+	uint32_t svr;
+
+	if (cpu < ACPI_MAX_CPUS && irq_ready[cpu])
+		return;
+	if (!pic_masked) {
+		outb(0x21, 0xff);
+		outb(0xa1, 0xff);
+		pic_masked = 1;
+	}
+	if (acpi.lapic_addr) {
+		svr = mmio_read32(acpi.lapic_addr + LAPIC_SVR);
+		mmio_write32(acpi.lapic_addr + LAPIC_SVR, (svr & ~0xffu) | 0x100 | SPURIOUS_VECTOR);
+	}
+	gp_filter_install();
+	if (cpu < ACPI_MAX_CPUS)
+		irq_ready[cpu] = 1;
 }
 
 int hvplat_irq_register(uint8_t vector, hvplat_irq_fn fn, void *arg)
@@ -230,7 +310,7 @@ int hvplat_irq_register(uint8_t vector, hvplat_irq_fn fn, void *arg)
 	slots[s].arg = arg;
 	slots[s].fn = fn;
 	gate_set(vector, slot_stub[s]);
-	lapic_enable();
+	irq_prepare();
 	return 0;
 }
 
@@ -264,6 +344,7 @@ void hvplat_wait(void)
 {
 	uint64_t end = timer_deadline_us(20);
 
+	irq_prepare();
 	__asm__ volatile("sti" ::: "memory");
 	do
 		cpu_relax();

@@ -66,6 +66,12 @@ void *hvplat_gpa_to_va(uint64_t gpa, size_t len);
 /* Index of the CPU this code runs on (0 = boot CPU), as the platform numbered them. */
 unsigned hvplat_cpu(void);
 unsigned hvplat_ncpus(void);
+/*
+ * Runs fn(arg) on CPU cpu and waits for it (up to 2 s): the freestanding build sends an NMI to
+ * an AP parked by smp.c; the harness starts a thread bound to that VP. 0, or -1 (no such CPU,
+ * not started, or it did not finish in time). fn must not call hvplat_run_on itself.
+ */
+int hvplat_run_on(unsigned cpu, void (*fn)(void *arg), void *arg);
 
 /*
  * Interrupt vectors (16..255): fn(arg) runs inside hvplat_wait() on the target CPU. The

@@ -102,6 +102,30 @@ hvplat_irq_stub\n:
 	IRQ_STUB 2
 	IRQ_STUB 3
 
+/* NMI gate: work hvplat_run_on() queued for this CPU (same register discipline). */
+	.globl hvplat_nmi_stub
+hvplat_nmi_stub:
+	push %rax
+	push %rcx
+	push %rdx
+	push %rsi
+	push %rdi
+	push %r8
+	push %r9
+	push %r10
+	push %r11
+	call hvplat_nmi_dispatch
+	pop %r11
+	pop %r10
+	pop %r9
+	pop %r8
+	pop %rdi
+	pop %rsi
+	pop %rdx
+	pop %rcx
+	pop %rax
+	iretq
+
 /* Spurious-interrupt vector of the local APIC: no EOI (Intel SDM 10.9). */
 	.globl hvplat_spurious_stub
 hvplat_spurious_stub:

@@ -11,6 +11,7 @@
 #include "lib/printf.h"
 #include "pvh.h"
 #include "scenario.h"
+#include "smp.h"
 #include "tap.h"
 #include "timer.h"
 
@@ -123,6 +124,45 @@ static void check_tsc_page(struct winhv *w)
 		tap_ok("hv: reference TSC page agrees with TIME_REF_COUNT within 20 us");
 }
 
+static struct {
+	int ret;
+	const char *why;
+} vp_res[ACPI_MAX_CPUS];
+
+static void vp_init_here(void *arg)
+{
+	unsigned cpu = hvplat_cpu();
+
+	if (cpu < ACPI_MAX_CPUS)
+		vp_res[cpu].ret = winhv_vp_init(arg, &vp_res[cpu].why);
+}
+
+/* VP_INDEX on every CPU (APs reached through hvplat_run_on) equals the CPU number. */
+static void check_vp_index(struct winhv *w)
+{
+	unsigned bad = 0, n;
+	char what[96] = "";
+
+	smp_start_all();
+	n = hvplat_ncpus();
+	for (unsigned i = 0; i < n && i < WINHV_MAX_VPS && i < ACPI_MAX_CPUS; i++) {
+		vp_res[i].ret = -1;
+		vp_res[i].why = "did not run (AP not started?)";
+		hvplat_run_on(i, vp_init_here, w);
+		if (vp_res[i].ret || w->vp[i].vp_index != i) {
+			if (!bad++)
+				snprintf(what, sizeof(what), "CPU %u: %s, VP index %u", i,
+					 vp_res[i].ret ? vp_res[i].why : "wrong",
+					 w->vp[i].vp_index);
+		}
+	}
+	if (bad || n < acpi.ncpus)
+		tap_not_ok("hv: VP index", "%u of %u CPUs wrong (%u in the MADT); first: %s", bad,
+			   n, acpi.ncpus, what);
+	else
+		tap_ok("hv: VP index equals the CPU number on all %u CPUs", n);
+}
+
 static void hv_run(void)
 {
 	struct winhv_info info;
@@ -157,10 +197,7 @@ static void hv_run(void)
 		tap_ok("hv: guest OS ID reads back");
 	tap_ok("hv: hypercall page at %#lx enabled and filled by the host",
 	       (unsigned long)w->hcall.gpa);
-	if (w->vp[hvplat_cpu()].vp_index != hvplat_cpu())
-		tap_not_ok("hv: VP index", "boot CPU reads %u", w->vp[hvplat_cpu()].vp_index);
-	else
-		tap_ok("hv: VP index of CPU %u is %u", hvplat_cpu(), w->vp[hvplat_cpu()].vp_index);
+	check_vp_index(w);
 
 	in = winhv_input_gpa(w);
 	if (call_status(0x0099, in, 0) != WHV_STATUS_INVALID_HYPERCALL_CODE ||

@@ -9,9 +9,10 @@
 #include "hv/winhv.h"
 #include "lib/printf.h"
 #include "scenario.h"
+#include "smp.h"
 #include "tap.h"
 
-#define SYNIC_LINES 5u
+#define SYNIC_LINES 6u
 #define SYNIC_ECHO_CONN 0x7001u
 #define BURST 100u
 
@@ -46,6 +47,71 @@ static void wait_rx(unsigned n, uint64_t ms)
 		hvplat_wait();
 }
 
+/* Per-CPU part, run on each AP through hvplat_run_on (interrupts open only in hvplat_wait). */
+static struct {
+	int synic;
+	uint16_t status;
+	volatile unsigned got;
+	uint32_t payload;
+} per_cpu[ACPI_MAX_CPUS];
+
+static int on_msg_cpu(void *arg, unsigned cpu, const struct whv_message *m)
+{
+	(void)arg;
+	if (cpu < ACPI_MAX_CPUS) {
+		memcpy(&per_cpu[cpu].payload, m->payload, 4);
+		per_cpu[cpu].got++;
+	}
+	return 0;
+}
+
+static void synic_here(void *arg)
+{
+	struct winhv *w = arg;
+	unsigned cpu = hvplat_cpu();
+	uint32_t v = 0x5100 + cpu;
+	uint64_t end;
+
+	if (cpu >= ACPI_MAX_CPUS)
+		return;
+	per_cpu[cpu].synic = !winhv_vp_init(w, NULL) && !tguest_hv_synic(NULL);
+	if (!per_cpu[cpu].synic)
+		return;
+	per_cpu[cpu].status = winhv_post_message(w, SYNIC_ECHO_CONN, 1, &v, sizeof(v));
+	end = hvplat_now_ns() + 500000000ull;
+	while (!per_cpu[cpu].status && !per_cpu[cpu].got && hvplat_now_ns() < end)
+		hvplat_wait();
+}
+
+static void synic_all_cpus(struct winhv *w, int have_echo)
+{
+	unsigned n, bad = 0, first = 0;
+
+	smp_start_all();
+	n = hvplat_ncpus();
+	winhv_set_msg_handler(w, 2, on_msg_cpu, NULL);
+	for (unsigned i = 0; i < n && i < ACPI_MAX_CPUS; i++) {
+		memset(&per_cpu[i], 0, sizeof(per_cpu[i]));
+		if (hvplat_run_on(i, synic_here, w))
+			per_cpu[i].synic = 0;
+		if (!per_cpu[i].synic || (have_echo && (per_cpu[i].status || per_cpu[i].got != 1 ||
+							per_cpu[i].payload != 0x5100 + i))) {
+			if (!bad++)
+				first = i;
+		}
+	}
+	winhv_set_msg_handler(w, 2, NULL, NULL);
+	if (bad)
+		tap_not_ok("synic: every CPU",
+			   "%u of %u CPUs failed; CPU %u: synic %d status %u got %u", bad, n, first,
+			   per_cpu[first].synic, per_cpu[first].status, per_cpu[first].got);
+	else if (!have_echo)
+		tap_ok("synic: SynIC enabled on all %u CPUs # SKIP no echo port for the replies",
+		       n);
+	else
+		tap_ok("synic: on all %u CPUs the echo reply reached the sender's own SIM", n);
+}
+
 static void synic_run(void)
 {
 	const char *why = NULL;
@@ -54,6 +120,7 @@ static void synic_run(void)
 	uint32_t v = 0x1234;
 	uint16_t st;
 	unsigned lines = 0, cpu;
+	int have_echo;
 
 	if (!w || tguest_hv_synic(&why)) {
 		for (; lines < SYNIC_LINES; lines++)
@@ -69,7 +136,8 @@ static void synic_run(void)
 	rx.n = 0;
 	irq0 = hvplat_irq_count(w->vector);
 	st = winhv_post_message(w, SYNIC_ECHO_CONN, 5, &v, sizeof(v));
-	if (st == WHV_STATUS_INVALID_CONNECTION_ID) {
+	have_echo = st != WHV_STATUS_INVALID_CONNECTION_ID;
+	if (!have_echo) {
 		tap_ok("synic: echo port # SKIP host has no echo port at %#x", SYNIC_ECHO_CONN);
 		tap_ok("synic: 100 posts in order # SKIP no echo port");
 	} else {
@@ -103,6 +171,7 @@ static void synic_run(void)
 				       (unsigned long)(w->vp[cpu].eoms - eom0));
 		}
 	}
+	synic_all_cpus(w, have_echo);
 	st = winhv_signal_event(0xABCDEu, 0);
 	if (st != WHV_STATUS_INVALID_CONNECTION_ID)
 		tap_not_ok("synic: HvSignalEvent unknown connection", "status %u", st);

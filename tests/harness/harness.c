@@ -407,6 +407,33 @@ unsigned hvplat_ncpus(void)
 	return vp_or_die("ncpus")->h->nvps;
 }
 
+struct run_on {
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+static int run_on_main(void *arg)
+{
+	struct run_on *r = arg;
+
+	r->fn(r->arg);
+	return 0;
+}
+
+int hvplat_run_on(unsigned cpu, void (*fn)(void *arg), void *arg)
+{
+	struct harness_vp *v = vp_or_die("run_on");
+	struct run_on r = {fn, arg};
+
+	if (cpu == v->index) {
+		fn(arg);
+		return 0;
+	}
+	if (harness_vp_start(v->h, cpu, run_on_main, &r))
+		return -1;
+	return harness_vp_join(v->h, cpu);
+}
+
 int hvplat_irq_register(uint8_t vector, hvplat_irq_fn fn, void *arg)
 {
 	struct harness *h = vp_or_die("irq_register")->h;

@@ -152,6 +152,30 @@ static void test_vp_index(void **state)
 	}
 }
 
+static void run_on_fn(void *arg)
+{
+	unsigned *seen = arg;
+	uint64_t v = ~0ull;
+
+	hvplat_rdmsr(WHV_MSR_VP_INDEX, &v);
+	seen[hvplat_cpu()] = (unsigned)v;
+}
+
+/* hvplat_run_on (what the test guest uses to reach its APs) runs on the asked VP. */
+static void test_run_on(void **state)
+{
+	struct fx *f = *state;
+	unsigned seen[NVPS];
+
+	memset(seen, 0xff, sizeof(seen));
+	for (unsigned i = 0; i < NVPS; i++)
+		assert_int_equal(hvplat_run_on(i, run_on_fn, seen), 0);
+	for (unsigned i = 0; i < NVPS; i++)
+		assert_int_equal(seen[i], i);
+	assert_int_equal(hvplat_run_on(NVPS, run_on_fn, seen), -1);
+	(void)f;
+}
+
 static void test_echo_one(void **state)
 {
 	struct fx *f = *state;
@@ -321,6 +345,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_detect, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vp_index, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_run_on, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_echo_one, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_echo_burst_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_signal_event, setup, teardown),
