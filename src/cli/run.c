@@ -577,6 +577,17 @@ int run_ctl_request(struct run_ctl *c, enum run_request req)
 	vm = c->vm;
 	s = c->state;
 	to = s;
+	/* No partition yet, or between the boots of a reset: a stop ends the VM at the next one. */
+	if (!vm && req == RUN_REQ_STOP && s != RUN_STATE_OFF) {
+		c->stop_requested = true;
+		to = RUN_STATE_STOPPING;
+		goto out;
+	}
+	if (!vm && (s == RUN_STATE_RUNNING || s == RUN_STATE_PAUSED)) {
+		err_set("cannot %s while the VM reboots; try again", run_req_names[req]);
+		r = -EAGAIN;
+		goto out;
+	}
 	if (!vm || (s != RUN_STATE_RUNNING && s != RUN_STATE_PAUSED &&
 		    !(s == RUN_STATE_STOPPING && req == RUN_REQ_STOP))) {
 		err_set("cannot %s: the VM is %s", run_req_names[req], run_state_name(s));
@@ -685,9 +696,19 @@ static int run_vm_loop(const struct run_config *o, struct run_vm *vm, struct vid
 			r = o->before_guest(o->opaque) ? -EPERM : 0;
 		if (r == 0 && o->ctl) {
 			pthread_mutex_lock(&o->ctl->lock);
-			o->ctl->vm = vm;
-			o->ctl->stop_requested = o->ctl->reset_requested = false;
+			stop_req = o->ctl->stop_requested;
+			if (!stop_req)
+				o->ctl->vm = vm;
+			o->ctl->reset_requested = false;
 			pthread_mutex_unlock(&o->ctl->lock);
+			/* Stopped while starting or rebooting: no guest code runs again. */
+			if (stop_req) {
+				run_teardown(vm, ser);
+				snprintf(run_reason, sizeof(run_reason),
+					 "stopped (hard stop requested)");
+				log_info("run", "%s", run_reason);
+				return VIRIDIAN_EXIT_OK;
+			}
 		}
 		if (r == 0)
 			r = vid_partition_start(&vm->part);
@@ -798,7 +819,9 @@ int run_vm(const struct run_config *o)
 	struct serial_backend sb;
 	struct run_serial sbops = {serial_backend_tx, run_sb_attach, &sb};
 	const struct run_serial *ser = o->serial_ops ? o->serial_ops : &sbops;
-	struct sigaction sa = {.sa_sigaction = run_pause_handler, .sa_flags = SA_SIGINFO};
+	/* SA_RESTART: other syscalls the signal hits go on; KVM_RUN still ends with EINTR. */
+	struct sigaction sa = {.sa_sigaction = run_pause_handler,
+			       .sa_flags = SA_SIGINFO | SA_RESTART};
 	struct vid_kvm kvm;
 	sigset_t sigs;
 	int r, sigfd;

@@ -78,8 +78,29 @@ static void test_commands_refused_without_vm(void **state)
 
 		assert_string_equal(field(o, "ok"), "false");
 		assert_null(field(o, "id"));
+		assert_non_null(strstr(field(o, "error"), "while the VM reboots"));
 		json_object_put(o);
 	}
+	run_ctl_destroy(&ctl);
+}
+
+/* A stop before the partition exists is remembered: the VM ends before guest code runs. */
+static void test_stop_while_starting(void **state)
+{
+	struct run_ctl ctl;
+	struct json_object *o;
+
+	run_ctl_init(&ctl);
+	ctl.state = RUN_STATE_STARTING;
+	o = handle(&ctl, "{\"id\":9,\"cmd\":\"stop\"}");
+	assert_string_equal(field(o, "ok"), "true");
+	assert_string_equal(field(o, "state"), "Stopping");
+	assert_true(ctl.stop_requested);
+	json_object_put(o);
+	/* Anything but stop still needs a running partition. */
+	o = handle(&ctl, "{\"id\":10,\"cmd\":\"resume\"}");
+	assert_string_equal(field(o, "ok"), "false");
+	json_object_put(o);
 	run_ctl_destroy(&ctl);
 }
 
@@ -134,6 +155,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_status),
 		cmocka_unit_test(test_commands_refused_without_vm),
+		cmocka_unit_test(test_stop_while_starting),
 		cmocka_unit_test(test_bad_requests),
 		cmocka_unit_test(test_event_line),
 	};
