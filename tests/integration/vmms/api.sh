@@ -77,7 +77,7 @@ echo "not a kernel" >"$KERNEL"
 qemu_ok=false
 command -v qemu-img >/dev/null && command -v qemu-io >/dev/null && qemu_ok=true
 
-echo "1..81"
+echo "1..82"
 start_daemon || exit 1
 
 # --- socket and host ---
@@ -316,5 +316,7 @@ fi
 
 stop_daemon
 check "socket removed when the daemon exits" test ! -e "$SOCK"
-if [ "$n" != 81 ]; then echo "# ran $n tests, plan said 81"; fi
+DETAIL=$(grep -m3 -E 'Sanitizer|runtime error' "$T/daemon.log")
+check "daemon log has no sanitizer reports" test -z "$DETAIL"
+if [ "$n" != 82 ]; then echo "# ran $n tests, plan said 82"; fi
 exit $((fails > 0))

@@ -144,6 +144,7 @@ int main(int argc, char **argv)
 	fprintf(stderr, "fake vmwp: starting pid %d\n", (int)getpid());
 	if (strstr(cmdline, "fake=fail")) {
 		fprintf(stderr, "fake vmwp: cannot build the partition: /dev/kvm is missing\n");
+		json_object_put(cfg);
 		return 1;
 	}
 	noshutdown = strstr(cmdline, "fake=noshutdown") != NULL;
