@@ -319,6 +319,62 @@ static void test_ref_time(void **state)
 	assert_true(ref_ns > host_ns * 95 / 100 && ref_ns < host_ns * 105 / 100);
 }
 
+/* Synthetic timer 0: one-shot message mode, periodic, direct mode (spec §2.4). */
+static void test_stimer(void **state)
+{
+	struct fx *f = *state;
+	uint64_t cfg = WHV_STIMER_ENABLE | WHV_STIMER_AUTO_ENABLE | (2ull << WHV_STIMER_SINT_SHIFT);
+	uint64_t now = winhv_ref_time(), end;
+	struct whv_timer_message t;
+	unsigned n;
+
+	f->nrx = 0;
+	assert_int_equal(hvplat_wrmsr(WHV_MSR_STIMER0_CONFIG, cfg), 0);
+	assert_int_equal(hvplat_wrmsr(WHV_MSR_STIMER0_COUNT, now + 20000), 0); /* 2 ms */
+	WAIT_FOR(f->nrx >= 1);
+	end = hvplat_now_ns() + 20000000ull;
+	while (hvplat_now_ns() < end)
+		hvplat_wait();
+	assert_int_equal(f->nrx, 1);
+	assert_int_equal(f->rx[0].header.message_type, WHV_MSG_TIMER_EXPIRED);
+	assert_true(f->rx[0].header.payload_size >= sizeof(t));
+	memcpy(&t, f->rx[0].payload, sizeof(t));
+	assert_int_equal(t.timer_index, 0);
+	assert_true(t.expiration_time >= now + 20000);
+	assert_true(t.delivery_time >= t.expiration_time);
+	assert_true(winhv_ref_time() >= t.expiration_time);
+
+	/* Periodic 2 ms for ~40 ms: about 20 expirations (loose bounds: shared machine). */
+	f->nrx = 0;
+	assert_int_equal(hvplat_wrmsr(WHV_MSR_STIMER0_CONFIG, cfg | WHV_STIMER_PERIODIC), 0);
+	assert_int_equal(hvplat_wrmsr(WHV_MSR_STIMER0_COUNT, 20000), 0);
+	end = hvplat_now_ns() + 40000000ull;
+	while (hvplat_now_ns() < end)
+		hvplat_wait();
+	assert_int_equal(hvplat_wrmsr(WHV_MSR_STIMER0_COUNT, 0), 0);
+	assert_int_equal(hvplat_wrmsr(WHV_MSR_STIMER0_CONFIG, 0), 0);
+	n = f->nrx;
+	assert_true(n >= 8 && n <= 22);
+	for (int i = 0; i < 20; i++)
+		hvplat_wait();
+
+	/* Direct mode: the vector itself, no message. */
+	uint64_t irq0 = harness_injected_vector(f->h, 0, 0xED);
+	f->nrx = 0;
+	assert_int_equal(
+		hvplat_wrmsr(WHV_MSR_STIMER0_CONFIG, WHV_STIMER_ENABLE | WHV_STIMER_AUTO_ENABLE |
+							     WHV_STIMER_DIRECT |
+							     (0xEDull << WHV_STIMER_VECTOR_SHIFT)),
+		0);
+	assert_int_equal(hvplat_wrmsr(WHV_MSR_STIMER0_COUNT, winhv_ref_time() + 20000), 0);
+	end = hvplat_now_ns() + 2000000000ull;
+	while (harness_injected_vector(f->h, 0, 0xED) == irq0 && hvplat_now_ns() < end)
+		hvplat_wait();
+	assert_int_equal(harness_injected_vector(f->h, 0, 0xED) - irq0, 1);
+	assert_int_equal(f->nrx, 0);
+	hvplat_wrmsr(WHV_MSR_STIMER0_CONFIG, 0);
+}
+
 static void test_synic_disable_reenable(void **state)
 {
 	struct fx *f = *state;
@@ -353,6 +409,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_msrs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ref_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_synic_disable_reenable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stimer, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

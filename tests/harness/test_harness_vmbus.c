@@ -19,6 +19,7 @@
 #include "hvplat.h"
 #include "vmbus/vmbc.h"
 #include "vmbus/vmbc_echo.h"
+#include "hv/hv_synic.h"
 #include "vmbus/vmbus.h"
 #include "vsp/echo.h"
 
@@ -472,6 +473,81 @@ static void test_modify_channel(void **state)
 	assert_int_equal(vmbc_close(&f->c, ch), 0);
 }
 
+/* Host-side injection of a raw channel message into VP 0's SINT 2. */
+static void host_post(struct fx *f, const void *payload, uint8_t size)
+{
+	struct hv_message m;
+
+	memset(&m, 0, sizeof(m));
+	m.header.message_type = 1;
+	m.header.payload_size = size;
+	memcpy(m.payload, payload, size);
+	assert_int_equal(hv_synic_post_message(harness_part(f->h), 0, 2, &m), 0);
+	for (int i = 0; i < 20; i++) {
+		hvplat_wait();
+		vmbc_poll(&f->c);
+	}
+}
+
+/* The client must count and drop what a broken host sends, never trust it. */
+static void test_client_rejects_bad_host_input(void **state)
+{
+	struct fx *f = *state;
+	struct vmbc_channel *ch = connect_and_open(f, 0);
+	struct vmbc_offer o;
+	uint8_t raw[240];
+	uint64_t bad0 = f->c.bad_msgs;
+	unsigned nch = vmbc_channel_count(&f->c);
+	struct vmbc_pkt p;
+	uint32_t saved;
+
+	memset(raw, 0, sizeof(raw));
+	raw[0] = 99; /* unknown msgtype */
+	host_post(f, raw, 8);
+	raw[0] = VMBC_MSG_OFFERCHANNEL; /* too short for an offer */
+	host_post(f, raw, 100);
+	memset(&o, 0, sizeof(o));
+	o.hdr.msgtype = VMBC_MSG_OFFERCHANNEL;
+	o.child_relid = 0; /* relid 0 */
+	host_post(f, &o, sizeof(o));
+	o.child_relid = 4000; /* beyond 2047 */
+	host_post(f, &o, sizeof(o));
+	o.child_relid = ch->relid; /* duplicate */
+	host_post(f, &o, sizeof(o));
+	raw[0] = VMBC_MSG_GPADL_CREATED; /* for a handle nobody asked for */
+	raw[12] = 0x77;
+	host_post(f, raw, 20);
+	raw[0] = VMBC_MSG_OPENCHANNEL; /* guest->host type coming from the host */
+	host_post(f, raw, 148);
+	assert_int_equal(f->c.bad_msgs - bad0, 7);
+	assert_int_equal(vmbc_channel_count(&f->c), nch);
+
+	/* Ring indices out of range or a descriptor lying about its length: EPROTO, untouched. */
+	saved = ch->in.ctl->write_index;
+	ch->in.ctl->write_index = ch->in.size + 8;
+	assert_int_equal(vmbc_recv(ch, f->buf, sizeof(f->buf), &p), VMBC_EPROTO);
+	ch->in.ctl->write_index = 12; /* not 8-aligned */
+	assert_int_equal(vmbc_recv(ch, f->buf, sizeof(f->buf), &p), VMBC_EPROTO);
+	ch->in.ctl->write_index = saved;
+	assert_int_equal(ch->ring_errors, 2);
+	ch->ring_errors = 0;
+	echo_inband(f, ch, 1, 3);
+	{
+		struct vmbc_pkt_desc d = {.type = 6, .offset8 = 2, .len8 = 0x1000, .trans_id = 1};
+		uint32_t r0 = ch->in.ctl->read_index;
+
+		memcpy(ch->in.data + r0, &d, sizeof(d));
+		__atomic_store_n(&ch->in.ctl->write_index, r0 + 64, __ATOMIC_RELEASE);
+		assert_int_equal(vmbc_recv(ch, f->buf, sizeof(f->buf), &p), VMBC_EPROTO);
+		d.len8 = 4;
+		d.offset8 = 5; /* offset past the end */
+		memcpy(ch->in.data + r0, &d, sizeof(d));
+		assert_int_equal(vmbc_recv(ch, f->buf, sizeof(f->buf), &p), VMBC_EPROTO);
+		assert_int_equal(ch->in.ctl->read_index, r0);
+	}
+	assert_int_equal(ch->ring_errors, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -484,6 +560,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rescind_reoffer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unload_reinitiate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_modify_channel, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_rejects_bad_host_input, setup,
+						teardown),
 	};
 
 	int ret = cmocka_run_group_tests(tests, NULL, NULL);
