@@ -7,7 +7,9 @@
  * a valid connection so the fuzzer starts past negotiation.
  *
  * Input: byte 0 = flags (bit 0: connect at 5.3 first, bit 1: REQUESTOFFERS too, bit 2: the
- * guest leaves its replies unread), then messages as [len (mod 241)][len bytes].
+ * guest leaves its replies unread; bit 3: instead, feed the rest to vmbus_pkt_gpa_direct_iov as
+ * one packet with offset8 = the next byte and max_iov = flags >> 4), then messages as
+ * [len (mod 241)][len bytes].
  */
 #include <errno.h>
 #include <stdint.h>
@@ -87,6 +89,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	flags = data[0];
 	data++;
 	size--;
+	if (flags & 8) {
+		/* The GPA-direct range parser on its own: the rest of the input is one packet. */
+		static uint8_t pkt_buf[4096];
+		struct vmbus_pkt pkt = {.type = VMBUS_PKT_DATA_USING_GPA_DIRECT, .data = pkt_buf};
+		struct iovec iov[16];
+		uint64_t total;
+
+		if (size < 1)
+			return 0;
+		pkt.len = (uint32_t)(size - 1 > sizeof(pkt_buf) ? sizeof(pkt_buf) : size - 1);
+		memcpy(pkt_buf, data + 1, pkt.len);
+		pkt.hdr_len = (uint32_t)data[0] * 8;
+		pkt.payload = pkt_buf + (pkt.hdr_len < pkt.len ? pkt.hdr_len : pkt.len);
+		vmbus_pkt_gpa_direct_iov(&gm, &pkt, iov, (int)(flags >> 4), 1u << 16, &total);
+		return 0;
+	}
 	srv = vmbus_server_create(part, &gm);
 	if (!srv)
 		abort();
