@@ -140,8 +140,8 @@ static long vm_http(const struct vm_cli *cli, const char *method, const char *pa
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-	/* Stop with a shutdown timeout can take that long; nothing else comes close. */
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 700L);
+	/* A shutdown waits up to its --timeout (at most 3600 s) before the hard stop. */
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 3700L);
 	if (body) {
 		const char *s = json_object_to_json_string_ext(
 			body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);

@@ -174,9 +174,12 @@ int vmwp_main(int argc, char **argv)
 		goto out;
 	}
 	vmwp_test_wait(&w);
-	if (w.cfg.ndisks)
-		log_warn("vmwp", "%u disk(s) configured; storage devices are not attached yet",
-			 w.cfg.ndisks);
+	/* run_vm() has no VMBus devices yet: say so instead of pretending. */
+	if (w.cfg.ndisks || w.cfg.ndevices)
+		log_warn("vmwp",
+			 "%u disk(s) and %u device(s) configured; `viridian run` does not "
+			 "attach VMBus devices yet, the guest will not see them",
+			 w.cfg.ndisks, w.cfg.ndevices);
 	rc = (struct run_config){
 		.prog = "viridian vmwp",
 		.name = w.cfg.name,
