@@ -256,3 +256,49 @@ static const struct scenario hv_scenario = {
 	.explicit_only = 1,
 };
 SCENARIO_REGISTER(hv_scenario);
+
+/*
+ * hv-crash: report a guest crash through the crash MSRs (spec §2.5). The host must log the
+ * five parameters and stop the VM (viridian: exit code 4), so a passing run prints no result
+ * line; reaching the line after the CTL write is the failure. Explicit only, run it alone.
+ */
+static unsigned int hv_crash_count(void)
+{
+	return 1;
+}
+
+static void hv_crash_run(void)
+{
+	struct winhv_info info;
+	const char *why = NULL;
+	uint64_t ctl = 0;
+
+	if (winhv_detect(&info, &why)) {
+		tap_not_ok("hv-crash", "not a Hyper-V child partition: %s", why);
+		return;
+	}
+	if (!(info.features_d & WHV_D_CRASH_MSRS)) {
+		tap_ok("hv-crash # SKIP crash MSRs not offered (0x40000003.EDX bit 10)");
+		return;
+	}
+	if (hvplat_rdmsr(WHV_MSR_CRASH_CTL, &ctl) || !(ctl & (1ull << 63))) {
+		tap_not_ok("hv-crash", "CRASH_CTL reads %#lx: no CRASH_NOTIFY capability",
+			   (unsigned long)ctl);
+		return;
+	}
+	printf("# hv-crash: P0..P4 = 0x1111111111111111 x 1..5, then CRASH_CTL notify: "
+	       "the host must log them and stop the VM\n");
+	for (unsigned i = 0; i < 5; i++)
+		hvplat_wrmsr(WHV_MSR_CRASH_P0 + i, (i + 1) * 0x1111111111111111ull);
+	hvplat_wrmsr(WHV_MSR_CRASH_CTL, 1ull << 63);
+	udelay(100000);
+	tap_not_ok("hv-crash", "still running 100 ms after the CRASH_CTL notify write");
+}
+
+static const struct scenario hv_crash_scenario = {
+	.name = "hv-crash",
+	.count = hv_crash_count,
+	.run = hv_crash_run,
+	.explicit_only = 1,
+};
+SCENARIO_REGISTER(hv_crash_scenario);
