@@ -47,6 +47,7 @@ struct tf {
 	uint64_t next_gpa;
 	uint32_t next_gpadl;
 	unsigned ctl_vp;
+	unsigned nsignals; /* HvSignalEvent calls the guest made */
 };
 
 static inline void tf_inject(void *opaque, unsigned vp, uint8_t vector)
@@ -141,6 +142,7 @@ static inline uint16_t tf_signal(struct tf *f, unsigned vp, uint32_t conn_id)
 {
 	struct hv_hypercall_regs r = {.rcx = HVCALL_SIGNAL_EVENT | HV_HC_FAST, .rdx = conn_id};
 
+	f->nsignals++;
 	return (uint16_t)hv_hypercall(f->part, vp, &r);
 }
 
