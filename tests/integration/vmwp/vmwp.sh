@@ -12,7 +12,7 @@ tmp=$(mktemp -d /tmp/vmwp-it.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 n=0
 fail=0
-echo "1..16"
+echo "1..17"
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 notok() { n=$((n + 1)); echo "not ok $n - $1"; fail=1; }
 skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
@@ -129,6 +129,32 @@ else
 fi
 check "seccomp: normal exit under the filter removes the sockets" \
 	[ ! -e "$tmp/sv/worker.sock" -a ! -e "$tmp/sv/console.sock" ]
+
+# "user": the worker drops to it before the filter goes on (root only; "nobody" must exist).
+if [ "$(id -u)" != 0 ] || ! id nobody >/dev/null 2>&1; then
+	skip "user in vm.json: the sandboxed worker runs as that user" "needs root and user nobody"
+else
+	vmjson "$tmp/us" ',"user":"nobody"'
+	"$C" control "$tmp/us/worker.sock" '{"id":1,"cmd":"status"}' >"$tmp/ctl" &
+	cpid=$!
+	VIRIDIAN_VMWP_TEST_WAIT=2,1 VIRIDIAN_VMWP_TEST_SECCOMP=serve "$V" vmwp --vm-dir "$tmp/us" \
+		</dev/null 2>"$tmp/log" &
+	wpid=$!
+	for _ in $(seq 1000); do grep -q '"id":1' "$tmp/ctl" 2>/dev/null && break; sleep 0.02; done
+	uids=$(awk '/^Uid:/ {print $2, $3, $4, $5}' "/proc/$wpid/status" 2>/dev/null)
+	"$C" control "$tmp/us/worker.sock" >/dev/null &
+	wait $wpid
+	rc=$?
+	wait
+	want=$(id -u nobody)
+	if [ $rc = 0 ] && [ "$uids" = "$want $want $want $want" ]; then
+		ok "user in vm.json: the sandboxed worker runs as that user"
+	else
+		notok "user in vm.json: the sandboxed worker runs as that user"
+		echo "# rc=$rc uids='$uids' want $want"
+		show "$tmp/log"
+	fi
+fi
 
 # With KVM: the test guest through the worker; output on console.sock, events, exit 0.
 reason=
