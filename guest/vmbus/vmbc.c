@@ -316,12 +316,20 @@ unsigned vmbc_poll(struct vmbc *c)
 {
 	unsigned n = 0;
 
-	while (c->qhead != c->qtail) {
-		struct whv_message m = c->q[c->qhead % VMBC_MSGQ];
+	for (;;) {
+		while (c->qhead != c->qtail) {
+			struct whv_message m = c->q[c->qhead % VMBC_MSGQ];
 
-		c->qhead++;
-		dispatch(c, &m);
-		n++;
+			c->qhead++;
+			dispatch(c, &m);
+			n++;
+		}
+		/*
+		 * A message left in the slot while the queue was full gets no new interrupt (the
+		 * host waits for our EOM): pull it now that there is room.
+		 */
+		if (hvplat_cpu() != c->cpu || !winhv_drain_messages(c->w, VMBC_SINT))
+			break;
 	}
 	return n;
 }

@@ -548,6 +548,34 @@ static void test_client_rejects_bad_host_input(void **state)
 	assert_int_equal(ch->ring_errors, 2);
 }
 
+/* More messages than the client's queue holds: the rest wait in the slot/host, none lost. */
+static void test_message_queue_overflow(void **state)
+{
+	struct fx *f = *state;
+	struct hv_message m;
+	uint64_t msgs0, end;
+
+	assert_int_equal(vmbc_connect(&f->c, 0), 0);
+	msgs0 = f->c.msgs;
+	memset(&m, 0, sizeof(m));
+	m.header.message_type = 1;
+	m.header.payload_size = 8;
+	m.payload[0] = VMBC_MSG_ALLOFFERS_DELIVERED;
+	for (int i = 0; i < 200; i++)
+		assert_int_equal(hv_synic_post_message(harness_part(f->h), 0, 2, &m), 0);
+	/* Interrupts only (no polling): the queue fills and the slot stays busy. */
+	for (int i = 0; i < 400; i++)
+		hvplat_wait();
+	assert_int_equal(f->c.qtail - f->c.qhead, VMBC_MSGQ);
+	end = hvplat_now_ns() + 2000000000ull;
+	while (f->c.msgs - msgs0 < 200 && hvplat_now_ns() < end) {
+		vmbc_poll(&f->c);
+		hvplat_wait();
+	}
+	assert_int_equal(f->c.msgs - msgs0, 200);
+	assert_int_equal(f->c.bad_msgs, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -562,6 +590,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_modify_channel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_rejects_bad_host_input, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_message_queue_overflow, setup, teardown),
 	};
 
 	int ret = cmocka_run_group_tests(tests, NULL, NULL);
