@@ -15,7 +15,7 @@
 #include "smp.h"
 #include "timer.h"
 
-#define POOL_PAGES 256u
+#define POOL_PAGES 512u
 #define IRQ_SLOTS 4u
 #define LAPIC_EOI 0xb0
 #define LAPIC_SVR 0xf0
