@@ -559,7 +559,7 @@ static int cmd_rw(struct scsi_disk *d, struct scsi_req *req, bool write)
 		return 0;
 	}
 	req_trim(req, bytes);
-	if (!write && read_inline(d, req, lba * d->block, bytes)) {
+	if (!write && !req->batched && read_inline(d, req, lba * d->block, bytes)) {
 		scsi_req_set_good(req);
 		req->xfer_len = (uint32_t)bytes;
 		return 0;

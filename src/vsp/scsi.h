@@ -114,6 +114,9 @@ struct scsi_req {
 	struct iovec *iov;
 	int iovcnt;
 	uint64_t buf_len; /* total bytes in iov (0 with no buffer) */
+	/* The transport has a burst in flight: a read goes to the (plugged) queue rather than
+	 * being served at submit, so a burst costs one system call instead of one per read. */
+	bool batched;
 	/* Called (from blockdev_queue_complete on the queue's thread) for requests that went
 	 * asynchronous (scsi_disk_execute returned 1). */
 	void (*complete)(struct scsi_req *req);

@@ -256,22 +256,26 @@ static void chan_unplug_all(struct storvsp_chan *ch)
 	}
 }
 
-/* Plugs the LUN's queue until the end of this pass when other I/O is already in flight. */
-static void chan_maybe_plug(struct storvsp_chan *ch, unsigned lun)
+/*
+ * Plugs the LUN's queue until the end of this pass when other I/O is already in flight.
+ * true = plugged (a burst: the request should queue rather than run at submit).
+ */
+static bool chan_maybe_plug(struct storvsp_chan *ch, unsigned lun)
 {
 	uint64_t one = 1;
 
 	if (!ch->inflight)
-		return;
+		return false;
 	if (!ch->batch_armed) {
 		if (write(ch->batch_efd, &one, sizeof(one)) != sizeof(one))
-			return;
+			return false;
 		ch->batch_armed = true;
 	}
 	if (!(ch->plugged[lun / 64] & (1ull << (lun % 64)))) {
 		ch->plugged[lun / 64] |= 1ull << (lun % 64);
 		blockdev_queue_plug(ch->q[lun]);
 	}
+	return true;
 }
 
 /* 0 = finished or queued for later, never fails. */
@@ -280,7 +284,7 @@ static void req_submit(struct storvsp_chan *ch, struct storvsp_req *r)
 	struct storvsp_lun *lun = &ch->sv->luns[r->lun];
 	int ret;
 
-	chan_maybe_plug(ch, r->lun);
+	r->sreq.batched = chan_maybe_plug(ch, r->lun);
 	ret = scsi_disk_execute(lun->disk, ch->q[r->lun], &r->sreq);
 
 	if (ret == 1) {
