@@ -26,7 +26,7 @@ for v in json.load(sys.stdin).get("vms", []):
 	rm -rf "$T"
 }
 trap cleanup EXIT
-echo "1..28"
+echo "1..31"
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 notok() { n=$((n + 1)); echo "not ok $n - $1"; fail=1; }
 skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
@@ -61,7 +61,7 @@ start_daemon() { # [WORKER]
 stop_daemon() { kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; DPID=; }
 
 if ! command -v python3 >/dev/null; then
-	for i in $(seq 28); do echo "ok $i - vm CLI with vmms # SKIP python3 missing"; done
+	for i in $(seq 31); do echo "ok $i - vm CLI with vmms # SKIP python3 missing"; done
 	exit 0
 fi
 printf 'not a kernel\n' >"$T/kernel"
@@ -122,8 +122,23 @@ vm remove web
 ok_if "remove: exit 0, disk kept" bash -c "grep -q 'removed web' '$T/out' && [ -f '$T/d.vhdx' ]"
 stop_daemon
 
+# --- the real worker with its seccomp test hook: the filter kills the worker, not vmms ---
+export VIRIDIAN_VMWP_TEST_SECCOMP=1
+start_daemon || exit 1
+unset VIRIDIAN_VMWP_TEST_SECCOMP
+vm create sc --memory 32 --cpus 1 --kernel "$T/kernel"
+vm start sc
+rc=$?
+ok_if "worker killed by its seccomp filter (SIGSYS): start fails, exit 1, one line" \
+	bash -c "[ $rc = 1 ] && [ \$(wc -l <'$T/err') = 1 ]"
+vm list
+ok_if "vmms keeps serving after the worker was killed" grep -qE '^sc +Off ' "$T/out"
+vm remove sc
+stop_daemon
+
 # --- the lifecycle, with the stand-in worker ---
 names=("start: Running" "pause: Paused" "resume: Running" "console: output, exit 0 when it closes"
+	"console on a terminal: banner, output, Detached, exit 0"
 	"remove of a running VM without --force: exit 1" "stop: Off" "shutdown --timeout: Off"
 	"remove --force --delete-disks: VM and disk gone")
 if [ -z "$FAKE" ] || [ ! -x "$FAKE" ]; then
@@ -142,18 +157,40 @@ ok_if "${names[2]}" grep -q "app: Running" "$T/out"
 timeout 10 "$V" vm --socket "$S" console app </dev/null >"$T/out" 2>"$T/err"
 rc=$?
 ok_if "${names[3]}" bash -c "[ $rc = 0 ] && grep -q ready '$T/out'"
+# On a terminal (raw mode): the banner, the output, and the detach message.
+python3 - "$V" "$S" >"$T/out" 2>"$T/err" <<'PY'
+import os, pty, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "vm", "--socket", sys.argv[2], "console", "app"])
+out = b""
+end = time.time() + 10
+while time.time() < end:
+    try:
+        d = os.read(fd, 4096)
+    except OSError:
+        break
+    if not d:
+        break
+    out += d
+_, status = os.waitpid(pid, 0)
+print(out.decode(errors="replace"))
+print("exit", os.waitstatus_to_exitcode(status))
+PY
+ok_if "${names[4]}" bash -c \
+	"grep -q 'Ctrl-] detaches' '$T/out' && grep -q ready '$T/out' && grep -q 'Detached from app' '$T/out' && grep -q '^exit 0' '$T/out'"
 vm remove app
 rc=$?
-ok_if "${names[4]}" bash -c "[ $rc = 1 ] && [ \$(wc -l <'$T/err') = 1 ]"
+ok_if "${names[5]}" bash -c "[ $rc = 1 ] && [ \$(wc -l <'$T/err') = 1 ]"
 vm stop app
-ok_if "${names[5]}" grep -q "app: Off" "$T/out"
+ok_if "${names[6]}" grep -q "app: Off" "$T/out"
 vm start app
 vm shutdown app --timeout 5
-ok_if "${names[6]}" grep -q "app: Off" "$T/out"
+ok_if "${names[7]}" grep -q "app: Off" "$T/out"
 vm start app
 vm remove app --force --delete-disks
 rc=$?
 vm show app
-ok_if "${names[7]}" bash -c "[ $rc = 0 ] && grep -q -i 'no\|not' '$T/err' && [ ! -e '$T/e.vhdx' ]"
+ok_if "${names[8]}" bash -c "[ $rc = 0 ] && grep -q -i 'no\|not' '$T/err' && [ ! -e '$T/e.vhdx' ]"
 stop_daemon
 exit $fail
