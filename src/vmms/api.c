@@ -39,6 +39,8 @@ struct vmms_resp {
 	unsigned status;
 	struct json_object *body;
 	const char *allow; /* for 405 */
+	char *raw; /* preformatted JSON text (with newline), instead of body */
+	size_t raw_len;
 };
 
 static void vmms_resp_error(struct vmms_resp *r, const char *code, const char *msg)
@@ -251,16 +253,43 @@ static void vmms_h_host(struct vmms *m, struct vmms_resp *r)
 	vmms_resp_ok(r, 200, o);
 }
 
+/* Joins the cached VM texts: no JSON tree is built per request. */
 static void vmms_h_list(struct vmms *m, struct vmms_resp *r)
 {
-	struct json_object *o = json_object_new_object(), *a = json_object_new_array();
+	static const char head[] = "{\"vms\":[", tail[] = "]}\n";
+	size_t total = sizeof(head) + sizeof(tail), len, off;
+	char *buf;
 
 	pthread_mutex_lock(&m->lock);
-	for (size_t i = 0; i < m->nvms; i++)
-		json_object_array_add(a, vmms_vm_to_json(m, m->vms[i]));
+	for (size_t i = 0; i < m->nvms; i++) {
+		if (!vmms_vm_json_text(m, m->vms[i], &len))
+			goto oom;
+		total += len + 1;
+	}
+	buf = malloc(total);
+	if (!buf)
+		goto oom;
+	memcpy(buf, head, sizeof(head) - 1);
+	off = sizeof(head) - 1;
+	for (size_t i = 0; i < m->nvms; i++) {
+		const char *t = vmms_vm_json_text(m, m->vms[i], &len);
+
+		if (i)
+			buf[off++] = ',';
+		memcpy(buf + off, t, len);
+		off += len;
+	}
 	pthread_mutex_unlock(&m->lock);
-	json_object_object_add(o, "vms", a);
-	vmms_resp_ok(r, 200, o);
+	memcpy(buf + off, tail, sizeof(tail) - 1);
+	off += sizeof(tail) - 1;
+	r->status = 200;
+	r->raw = buf;
+	r->raw_len = off;
+	return;
+oom:
+	pthread_mutex_unlock(&m->lock);
+	err_set("out of memory");
+	vmms_resp_err(r, "internal");
 }
 
 static void vmms_h_create(struct vmms *m, struct vmms_req *req, struct MHD_Connection *c,
@@ -547,8 +576,12 @@ static void vmms_h_checkpoint(struct vmms *m, const char *name, const char *meth
 	if (!vm)
 		goto out;
 	if (list) {
+		/* PATCH may replace vm->cfg meanwhile: use a copy of the name. */
+		char cur[VMMS_NAME_MAX + 1];
+
+		snprintf(cur, sizeof(cur), "%s", vm->cfg.checkpoint ? vm->cfg.checkpoint : "");
 		pthread_mutex_unlock(&m->lock);
-		res = vmms_checkpoint_list(vm, &code);
+		res = vmms_checkpoint_list(vm, cur[0] ? cur : NULL, &code);
 		pthread_mutex_lock(&m->lock);
 		vmms_resp_ok(r, 200, res);
 		goto put;
@@ -800,14 +833,21 @@ static enum MHD_Result vmms_api_handler(void *cls, struct MHD_Connection *c, con
 		s = json_object_to_json_string_ext(r.body, JSON_C_TO_STRING_PLAIN |
 								   JSON_C_TO_STRING_NOSLASHESCAPE);
 	char *text = NULL;
+	size_t tlen = 0;
 
-	if (r.body && asprintf(&text, "%s\n", s) < 0)
+	if (r.raw) {
+		text = r.raw;
+		tlen = r.raw_len;
+	} else if (r.body && asprintf(&text, "%s\n", s) >= 0) {
+		tlen = strlen(text);
+	} else {
 		text = NULL;
-	resp = MHD_create_response_from_buffer(text ? strlen(text) : 0, text ? text : (char *)"",
+	}
+	resp = MHD_create_response_from_buffer(tlen, text ? text : (char *)"",
 					       text ? MHD_RESPMEM_MUST_FREE
 						    : MHD_RESPMEM_PERSISTENT);
 	if (resp) {
-		if (r.body)
+		if (r.body || r.raw)
 			MHD_add_response_header(resp, "Content-Type", "application/json");
 		if (r.allow)
 			MHD_add_response_header(resp, "Allow", r.allow);

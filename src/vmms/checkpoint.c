@@ -168,7 +168,7 @@ static void vmms_cp_unlink(struct vmms_vm *vm, const char *name)
 	unlink(p);
 }
 
-static struct json_object *vmms_cp_to_json(const struct vmms_cp *cp, const struct vmms_vm *vm)
+static struct json_object *vmms_cp_to_json(const struct vmms_cp *cp, const char *current)
 {
 	struct json_object *o = json_object_new_object(), *d = json_object_new_array();
 
@@ -177,8 +177,7 @@ static struct json_object *vmms_cp_to_json(const struct vmms_cp *cp, const struc
 			       cp->parent[0] ? json_object_new_string(cp->parent) : NULL);
 	json_object_object_add(o, "created", json_object_new_string(cp->created));
 	json_object_object_add(o, "current",
-			       json_object_new_boolean(vm->cfg.checkpoint &&
-						       !strcmp(vm->cfg.checkpoint, cp->name)));
+			       json_object_new_boolean(current && !strcmp(current, cp->name)));
 	json_object_object_add(o, "memory_mb", json_object_new_int64(cp->cfg.memory_mb));
 	json_object_object_add(o, "cpus", json_object_new_int64(cp->cfg.cpus));
 	for (unsigned i = 0; i < cp->cfg.ndisks; i++)
@@ -187,7 +186,7 @@ static struct json_object *vmms_cp_to_json(const struct vmms_cp *cp, const struc
 	return o;
 }
 
-struct json_object *vmms_checkpoint_list(struct vmms_vm *vm, const char **code)
+struct json_object *vmms_checkpoint_list(struct vmms_vm *vm, const char *current, const char **code)
 {
 	struct vmms_cp_set s;
 	struct json_object *o = json_object_new_object(), *a = json_object_new_array();
@@ -203,7 +202,7 @@ struct json_object *vmms_checkpoint_list(struct vmms_vm *vm, const char **code)
 				s.cp[j] = t;
 			}
 	for (unsigned i = 0; i < s.n; i++)
-		json_object_array_add(a, vmms_cp_to_json(s.cp[i], vm));
+		json_object_array_add(a, vmms_cp_to_json(s.cp[i], current));
 	json_object_object_add(o, "checkpoints", a);
 	vmms_cp_set_free(&s);
 	return o;
@@ -403,7 +402,7 @@ struct json_object *vmms_checkpoint_create(struct vmms *m, struct vmms_vm *vm, c
 	if (vmms_cp_save(vm, cp, code))
 		goto out_cp;
 	log_info("vmms", "VM %s: checkpoint %s taken", vm->cfg.name, name);
-	out = vmms_cp_to_json(cp, vm);
+	out = vmms_cp_to_json(cp, name);
 out_cp:
 	vmms_config_free(&cp->cfg);
 	free(cp);

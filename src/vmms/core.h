@@ -52,6 +52,8 @@ struct vmms_vm {
 	bool off_reported; /* the worker sent state Off before exiting */
 	bool gone; /* removed from the registry; freed by the last user */
 	unsigned users; /* API threads holding the pointer without the lock */
+	char *json; /* cached VM object text; NULL after any change */
+	size_t json_len;
 };
 
 struct vmms_event {
@@ -96,6 +98,9 @@ int vmms_vm_remove(struct vmms *m, struct vmms_vm *vm, bool delete_disks, const 
 void vmms_vm_get(struct vmms_vm *vm);
 void vmms_vm_put(struct vmms *m, struct vmms_vm *vm);
 struct json_object *vmms_vm_to_json(struct vmms *m, struct vmms_vm *vm);
+/* The same object as text, cached until the VM changes (GET /v1/vms is hot). Under m->lock;
+ * NULL when out of memory. */
+const char *vmms_vm_json_text(struct vmms *m, struct vmms_vm *vm, size_t *len);
 void vmms_vm_set_state(struct vmms *m, struct vmms_vm *vm, enum vmms_state s, const char *reason);
 /* Another VM that is not Off/Critical and uses one of cfg's writable disks (or any disk
  * cfg uses writable). Under m->lock. */
@@ -119,7 +124,9 @@ int vmms_worker_shutdown(struct vmms *m, struct vmms_vm *vm, unsigned timeout_s,
 int vmms_worker_command(struct vmms *m, struct vmms_vm *vm, const char *cmd, const char **code);
 
 /* checkpoint.c; vm pinned and busy, lock NOT held. */
-struct json_object *vmms_checkpoint_list(struct vmms_vm *vm, const char **code);
+/* current = the VM's checkpoint name (copied under the lock), or NULL. */
+struct json_object *vmms_checkpoint_list(struct vmms_vm *vm, const char *current,
+					 const char **code);
 struct json_object *vmms_checkpoint_create(struct vmms *m, struct vmms_vm *vm, const char *name,
 					   const char **code);
 int vmms_checkpoint_apply(struct vmms *m, struct vmms_vm *vm, const char *name, bool discard,

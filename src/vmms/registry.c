@@ -117,8 +117,15 @@ int vmms_init(struct vmms *m, const char *state_dir)
 	return 0;
 }
 
+static void vmms_vm_invalidate(struct vmms_vm *vm)
+{
+	free(vm->json);
+	vm->json = NULL;
+}
+
 static void vmms_vm_free(struct vmms_vm *vm)
 {
+	vmms_vm_invalidate(vm);
 	vmms_config_free(&vm->cfg);
 	free(vm->ctl);
 	free(vm);
@@ -327,6 +334,7 @@ int vmms_vm_save(struct vmms *m, struct vmms_vm *vm, const char **code)
 	char path[PATH_MAX];
 	int r;
 
+	vmms_vm_invalidate(vm);
 	vm->cfg.generation++;
 	o = vmms_config_to_json(&vm->cfg, true);
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
@@ -496,6 +504,22 @@ struct json_object *vmms_vm_to_json(struct vmms *m, struct vmms_vm *vm)
 	return o;
 }
 
+const char *vmms_vm_json_text(struct vmms *m, struct vmms_vm *vm, size_t *len)
+{
+	if (!vm->json) {
+		struct json_object *o = vmms_vm_to_json(m, vm);
+		size_t n;
+		const char *t = json_object_to_json_string_length(
+			o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+
+		vm->json = t ? strndup(t, n) : NULL;
+		vm->json_len = vm->json ? n : 0;
+		json_object_put(o);
+	}
+	*len = vm->json_len;
+	return vm->json;
+}
+
 static void vmms_event_emit(struct vmms *m, struct vmms_vm *vm)
 {
 	struct json_object *o = json_object_new_object();
@@ -518,6 +542,7 @@ void vmms_vm_set_state(struct vmms *m, struct vmms_vm *vm, enum vmms_state s, co
 {
 	bool changed = vm->state != s || (reason && strcmp(reason, vm->reason));
 
+	vmms_vm_invalidate(vm); /* pid and console socket move with the state too */
 	vm->state = s;
 	if (reason)
 		snprintf(vm->reason, sizeof(vm->reason), "%s", reason);
