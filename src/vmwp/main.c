@@ -115,6 +115,7 @@ int vmwp_main(int argc, char **argv)
 	const char *dir = NULL;
 	struct run_config rc;
 	enum log_level level;
+	sigset_t sigs;
 	char path[4200];
 	int c, r;
 
@@ -165,6 +166,14 @@ int vmwp_main(int argc, char **argv)
 	/* For vmms, the worker is Starting from exec until the guest runs or it gives up. */
 	w.ctl.state = RUN_STATE_STARTING;
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * SIGINT/SIGTERM are run_vm()'s (a signalfd, then a clean stop and the Off event): block
+	 * them before the I/O thread exists so that it never takes one with the default action.
+	 */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	if (vmwp_server_start(&w.server, dir, &w.ctl) < 0) {
 		vmwp_config_free(&w.cfg);
 		return vmwp_fail(VIRIDIAN_EXIT_ERROR, "%s", err_msg());
