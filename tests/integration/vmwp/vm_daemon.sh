@@ -50,7 +50,7 @@ start_daemon() { # [WORKER]
 		env -u VIRIDIAN_VMWP "$V" vmms --state-dir "$T/state" --socket "$S" 2>>"$T/daemon.log" &
 	fi
 	DPID=$!
-	for _ in $(seq 100); do
+	for _ in $(seq 400); do
 		"$V" vm --socket "$S" list >/dev/null 2>&1 && return 0
 		sleep 0.05
 	done
