@@ -376,9 +376,19 @@ static struct json_object *vm_parse_disk(const char *spec)
 }
 
 /* Options shared by create and modify; builds the request body. */
-static int vm_parse_config(int argc, char **argv, bool create, struct json_object *body)
+static int vm_parse_config(int argc, char **argv, bool create, struct json_object *body, bool *json)
 {
-	enum { O_MEMORY = 256, O_CPUS, O_KERNEL, O_INITRD, O_CMDLINE, O_DISK, O_DEVICE, O_USER };
+	enum {
+		O_MEMORY = 256,
+		O_CPUS,
+		O_KERNEL,
+		O_INITRD,
+		O_CMDLINE,
+		O_DISK,
+		O_DEVICE,
+		O_USER,
+		O_JSON
+	};
 	static const struct option opts[] = {
 		{"memory", required_argument, NULL, O_MEMORY},
 		{"cpus", required_argument, NULL, O_CPUS},
@@ -388,6 +398,7 @@ static int vm_parse_config(int argc, char **argv, bool create, struct json_objec
 		{"disk", required_argument, NULL, O_DISK},
 		{"device", required_argument, NULL, O_DEVICE},
 		{"user", required_argument, NULL, O_USER},
+		{"json", no_argument, NULL, O_JSON},
 		{NULL, 0, NULL, 0},
 	};
 	struct json_object *disks = NULL, *devices = NULL;
@@ -446,6 +457,9 @@ static int vm_parse_config(int argc, char **argv, bool create, struct json_objec
 		case O_USER:
 			json_object_object_add(body, "user", json_object_new_string(optarg));
 			break;
+		case O_JSON:
+			*json = true;
+			break;
 		case O_DISK: {
 			struct json_object *d;
 
@@ -490,14 +504,13 @@ static int vm_parse_config(int argc, char **argv, bool create, struct json_objec
 	return 0;
 }
 
-static int vm_cmd_create(const struct vm_cli *cli, const char *name, int argc, char **argv,
-			 bool create)
+static int vm_cmd_create(struct vm_cli *cli, const char *name, int argc, char **argv, bool create)
 {
 	struct json_object *body = json_object_new_object(), *vm = NULL;
 	char path[2048], esc[800];
 	int rc;
 
-	rc = vm_parse_config(argc, argv, create, body);
+	rc = vm_parse_config(argc, argv, create, body, &cli->json);
 	if (rc) {
 		json_object_put(body);
 		return rc;
