@@ -77,7 +77,7 @@ echo "not a kernel" >"$KERNEL"
 qemu_ok=false
 command -v qemu-img >/dev/null && command -v qemu-io >/dev/null && qemu_ok=true
 
-echo "1..82"
+echo "1..84"
 start_daemon || exit 1
 
 # --- socket and host ---
@@ -199,6 +199,18 @@ check "stop a re-adopted VM -> Off" bash -c "[ $code = 200 ] && [ '$(jget state)
 kill -9 "$(cat "$STATE/vms/a/pid")"
 check "kill -9 a re-adopted worker -> Critical" wait_state a Critical
 
+# A disk attached to a running VM cannot be attached elsewhere (create, patch, start).
+: >"$T/shared.img"
+truncate -s 1M "$T/shared.img"
+req POST /v1/vms "{\"name\":\"d\",\"kernel\":\"$KERNEL\",\"disks\":[{\"path\":\"$T/shared.img\"}]}"
+req POST /v1/vms "{\"name\":\"e\",\"kernel\":\"$KERNEL\"}"
+req POST /v1/vms/d/start
+note_pid "$(jget pid)" d
+bad "create with a disk of a running VM -> 409" 409 disk_in_use POST /v1/vms "{\"name\":\"x\",\"kernel\":\"$KERNEL\",\"disks\":[{\"path\":\"$T/shared.img\"}]}"
+bad "patch in a disk of a running VM -> 409" 409 disk_in_use PATCH /v1/vms/e "{\"disks\":[{\"path\":\"$T/shared.img\"}]}"
+req DELETE "/v1/vms/d?force=true"
+req DELETE /v1/vms/e
+
 # Failed starts: the worker's one-line error, VM stays Off.
 req POST /v1/vms "{\"name\":\"f\",\"kernel\":\"$KERNEL\",\"cmdline\":\"fake=fail\"}"
 req POST /v1/vms/f/start
@@ -318,5 +330,5 @@ stop_daemon
 check "socket removed when the daemon exits" test ! -e "$SOCK"
 DETAIL=$(grep -m3 -E 'Sanitizer|runtime error' "$T/daemon.log")
 check "daemon log has no sanitizer reports" test -z "$DETAIL"
-if [ "$n" != 82 ]; then echo "# ran $n tests, plan said 82"; fi
+if [ "$n" != 84 ]; then echo "# ran $n tests, plan said 84"; fi
 exit $((fails > 0))
