@@ -130,9 +130,12 @@ int vmbc_unload(struct vmbc *c);
 /* Processes queued channel messages. Returns how many. */
 unsigned vmbc_poll(struct vmbc *c);
 
-/* The n-th (from 0) offered channel with this class GUID (wire order), or NULL. */
+/* The n-th (from 0) offered primary channel with this class GUID (wire order), or NULL. */
 struct vmbc_channel *vmbc_find(struct vmbc *c, const uint8_t class_guid[16], unsigned nth);
 struct vmbc_channel *vmbc_find_relid(struct vmbc *c, uint32_t relid);
+/* Sub-channel `index` (>= 1) of primary: same class and instance GUIDs (spec §6.3). */
+struct vmbc_channel *vmbc_find_subchannel(struct vmbc *c, const struct vmbc_channel *primary,
+					  uint16_t index);
 unsigned vmbc_channel_count(const struct vmbc *c);
 
 /*
