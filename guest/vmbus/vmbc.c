@@ -110,8 +110,8 @@ struct vmbc_channel *vmbc_find(struct vmbc *c, const uint8_t class_guid[16], uns
 	for (unsigned i = 0; i < VMBC_MAX_CHANNELS; i++) {
 		struct vmbc_channel *ch = &c->chan[i];
 
-		if (ch->in_use && !ch->rescinded && !ch->offer.sub_channel_index &&
-		    !memcmp(ch->offer.if_type, class_guid, 16) && nth-- == 0)
+		if (ch->in_use && !ch->rescinded && !memcmp(ch->offer.if_type, class_guid, 16) &&
+		    nth-- == 0)
 			return ch;
 	}
 	return NULL;

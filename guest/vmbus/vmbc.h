@@ -130,7 +130,10 @@ int vmbc_unload(struct vmbc *c);
 /* Processes queued channel messages. Returns how many. */
 unsigned vmbc_poll(struct vmbc *c);
 
-/* The n-th (from 0) offered primary channel with this class GUID (wire order), or NULL. */
+/*
+ * The n-th (from 0) offered channel with this class GUID (wire order), sub-channels included,
+ * in offer-table order, or NULL. (Callers rely on this; vmbc_find_subchannel is exact.)
+ */
 struct vmbc_channel *vmbc_find(struct vmbc *c, const uint8_t class_guid[16], unsigned nth);
 struct vmbc_channel *vmbc_find_relid(struct vmbc *c, uint32_t relid);
 /* Sub-channel `index` (>= 1) of primary: same class and instance GUIDs (spec §6.3). */
