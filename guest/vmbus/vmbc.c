@@ -538,6 +538,8 @@ int vmbc_open(struct vmbc *c, struct vmbc_channel *ch, uint32_t send_bytes, uint
 	ch->in.ctl = (struct vmbc_ring_ctl *)((uint8_t *)ch->ring_pages.va + sp * HVPLAT_PAGE_SIZE);
 	ch->in.data = (uint8_t *)ch->in.ctl + HVPLAT_PAGE_SIZE;
 	ch->in.size = recv_bytes;
+	ch->legacy_send_bits = (uint8_t *)c->pages.va + 2048;
+	ch->monitor_page = (uint8_t *)c->pages.va + 2 * HVPLAT_PAGE_SIZE;
 	/* Linux advertises pending_send_sz support on both rings (§7.1). */
 	ch->out.ctl->feature_bits = VMBC_RING_FEAT_PENDING_SEND_SZ;
 	ch->in.ctl->feature_bits = VMBC_RING_FEAT_PENDING_SEND_SZ;

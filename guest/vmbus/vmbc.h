@@ -60,7 +60,9 @@ struct vmbc_channel {
 	bool modify_done;
 	uint32_t modify_status;
 	/* Counters. */
-	uint64_t signals; /* HvSignalEvent calls made */
+	uint8_t *legacy_send_bits; /* int_page + 2048: set for non-dedicated interrupts */
+	uint8_t *monitor_page; /* monitor_page2 (child -> parent): monitored offers */
+	uint64_t signals; /* notifications sent to the host */
 	uint64_t events; /* SIEF bits seen for this relid */
 	uint64_t ring_errors;
 	/* Signalling decisions of the last writes (for diagnosing hosts that stop reading). */
@@ -192,5 +194,11 @@ void vmbc_recv_begin(struct vmbc_channel *ch);
 bool vmbc_recv_end(struct vmbc_channel *ch);
 /* Bytes the guest->host ring can take now (strictly less than free space). */
 uint32_t vmbc_send_space(const struct vmbc_channel *ch);
+/*
+ * Notifies the host as Linux's vmbus_setevent does: the legacy send bit when the offer has no
+ * dedicated interrupt, then the monitor page bit if the offer is monitored (no hypercall),
+ * else HvSignalEvent(connection_id).
+ */
+void vmbc_signal_host(struct vmbc_channel *ch);
 
 #endif

@@ -53,6 +53,23 @@ static uint32_t ring_free(const struct vmbc_ring *r, uint32_t w, uint32_t rd)
 	return w >= rd ? r->size - (w - rd) : rd - w;
 }
 
+void vmbc_signal_host(struct vmbc_channel *ch)
+{
+	ch->signals++;
+	if (!(ch->offer.is_dedicated_interrupt & 1) && ch->legacy_send_bits && ch->relid < 16384)
+		__atomic_fetch_or(&ch->legacy_send_bits[ch->relid / 8],
+				  (uint8_t)(1u << (ch->relid % 8)), __ATOMIC_SEQ_CST);
+	if ((ch->offer.monitor_allocated & 1) && ch->monitor_page && ch->offer.monitorid < 128) {
+		/* trigger_group[id / 32].pending at offset 8 + 8 * group (spec §6.4). */
+		uint32_t *pending =
+			(uint32_t *)(ch->monitor_page + 8 + 8 * (ch->offer.monitorid / 32));
+
+		__atomic_fetch_or(pending, 1u << (ch->offer.monitorid % 32), __ATOMIC_SEQ_CST);
+		return;
+	}
+	winhv_signal_event(ch->conn_id, 0);
+}
+
 uint32_t vmbc_send_space(const struct vmbc_channel *ch)
 {
 	const struct vmbc_ring *r = &ch->out;
@@ -130,8 +147,7 @@ int vmbc_send(struct vmbc_channel *ch, uint16_t type, uint16_t flags, uint64_t t
 	t->mask_seen = mask;
 	t->signalled = !mask && rd == w;
 	if (t->signalled) {
-		ch->signals++;
-		winhv_signal_event(ch->conn_id, 0);
+		vmbc_signal_host(ch);
 	}
 	return 0;
 }
@@ -243,10 +259,8 @@ int vmbc_recv(struct vmbc_channel *ch, void *buf, uint32_t bufsize, struct vmbc_
 		if (w < r->size) {
 			free_after = ring_free(r, w, newr);
 			free_before = free_after - (len + VMBC_PKT_TRAILER);
-			if (free_after > pend && free_before <= pend) {
-				ch->signals++;
-				winhv_signal_event(ch->conn_id, 0);
-			}
+			if (free_after > pend && free_before <= pend)
+				vmbc_signal_host(ch);
 		}
 	}
 	return 0;
