@@ -68,6 +68,7 @@ static void vm_usage(FILE *f)
 		"  checkpoint create NAME CP | list NAME | apply NAME CP [--discard] | remove NAME CP\n"
 		"  checkpoints NAME, restore NAME CP   (aliases of checkpoint list / apply)\n"
 		"  console NAME                        attach to COM1; Ctrl-] detaches\n"
+		"  events [--json]                     state changes of every VM as they happen\n"
 		"The service is found at --socket PATH, else $VIRIDIAN_SOCKET, else %s.\n"
 		"SIZE: a number of MiB or a size such as 512M or 2G.\n"
 		"exit codes: 0 ok, 1 refused or failed (one line on stderr), 2 bad command line\n",
@@ -650,6 +651,85 @@ static int vm_cmd_cp(const struct vm_cli *cli, const char *op, const char *name,
 	return rc;
 }
 
+/* GET /v1/events: one JSON object per line, for as long as the service keeps it open. */
+struct vm_events {
+	bool json;
+	char line[8192];
+	size_t len;
+};
+
+static void vm_events_line(struct vm_events *e, const char *line)
+{
+	struct json_object *o;
+
+	if (e->json) {
+		printf("%s\n", line);
+		fflush(stdout);
+		return;
+	}
+	o = json_tokener_parse(line);
+	if (!o)
+		return;
+	printf("%-20s %-9s %s\n", vm_str(o, "vm") ?: "?", vm_str(o, "state") ?: "?",
+	       vm_str(o, "reason") ?: "");
+	fflush(stdout);
+	json_object_put(o);
+}
+
+static size_t vm_events_cb(char *ptr, size_t size, size_t nmemb, void *opaque)
+{
+	struct vm_events *e = opaque;
+	size_t n = size * nmemb;
+
+	for (size_t i = 0; i < n; i++) {
+		if (ptr[i] == '\n') {
+			e->line[e->len] = 0;
+			if (e->len)
+				vm_events_line(e, e->line);
+			e->len = 0;
+		} else if (e->len + 1 < sizeof(e->line)) {
+			e->line[e->len++] = ptr[i];
+		}
+	}
+	return n;
+}
+
+static int vm_cmd_events(const struct vm_cli *cli)
+{
+	struct vm_events e = {.json = cli->json};
+	char errbuf[CURL_ERROR_SIZE] = "";
+	CURL *c = curl_easy_init();
+	CURLcode rc;
+	long status = 0;
+
+	if (!c)
+		return vm_fail(1, "cannot initialise libcurl");
+	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, cli->socket);
+	curl_easy_setopt(c, CURLOPT_URL, "http://localhost/v1/events");
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, vm_events_cb);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &e);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+	if (!cli->json)
+		printf("%-20s %-9s %s\n", "VM", "State", "Reason");
+	fflush(stdout);
+	rc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	if (rc == CURLE_COULDNT_CONNECT)
+		return vm_fail(1, "cannot reach vmms at %s: %s; start it with `viridian vmms`",
+			       cli->socket,
+			       access(cli->socket, F_OK) < 0 ? strerror(errno)
+							     : (errbuf[0] ? errbuf : "refused"));
+	if (rc != CURLE_OK)
+		return vm_fail(1, "event stream from vmms at %s ended: %s", cli->socket,
+			       errbuf[0] ? errbuf : curl_easy_strerror(rc));
+	if (status >= 400)
+		return vm_fail(1, "vmms refused the event stream (HTTP %ld)", status);
+	return 0;
+}
+
 static struct termios vm_saved_tio;
 static bool vm_tio_saved;
 
@@ -854,6 +934,16 @@ int cmd_vm(int argc, char **argv)
 			return rc;
 		curl_global_init(CURL_GLOBAL_DEFAULT);
 		rc = vm_cmd_list(&cli);
+		curl_global_cleanup();
+		return rc;
+	}
+	if (!strcmp(cmd, "events")) {
+		rc = vm_parse_flags(argc, argv, i, &f, "json", cmd);
+		cli.json |= f.json;
+		if (rc)
+			return rc;
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		rc = vm_cmd_events(&cli);
 		curl_global_cleanup();
 		return rc;
 	}

@@ -26,7 +26,7 @@ for v in json.load(sys.stdin).get("vms", []):
 	rm -rf "$T"
 }
 trap cleanup EXIT
-echo "1..31"
+echo "1..32"
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 notok() { n=$((n + 1)); echo "not ok $n - $1"; fail=1; }
 skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
@@ -61,7 +61,7 @@ start_daemon() { # [WORKER]
 stop_daemon() { kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; DPID=; }
 
 if ! command -v python3 >/dev/null; then
-	for i in $(seq 31); do echo "ok $i - vm CLI with vmms # SKIP python3 missing"; done
+	for i in $(seq 32); do echo "ok $i - vm CLI with vmms # SKIP python3 missing"; done
 	exit 0
 fi
 printf 'not a kernel\n' >"$T/kernel"
@@ -140,7 +140,7 @@ stop_daemon
 names=("start: Running" "pause: Paused" "resume: Running" "console: output, exit 0 when it closes"
 	"console on a terminal: banner, output, Detached, exit 0"
 	"remove of a running VM without --force: exit 1" "stop: Off" "shutdown --timeout: Off"
-	"remove --force --delete-disks: VM and disk gone")
+	"remove --force --delete-disks: VM and disk gone" "events: the state changes as they happen")
 if [ -z "$FAKE" ] || [ ! -x "$FAKE" ]; then
 	for x in "${names[@]}"; do skip "$x" "stand-in worker (fake_vmwp) not built"; done
 	exit $fail
@@ -148,6 +148,9 @@ fi
 start_daemon "$FAKE" || exit 1
 "$V" vhd create -f vhdx "$T/e.vhdx" 16M >/dev/null 2>&1
 vm create app --memory 32 --cpus 1 --kernel "$T/kernel" --disk "$T/e.vhdx"
+"$V" vm --socket "$S" events >"$T/events" 2>&1 &
+EPID=$!
+sleep 0.3
 vm start app
 ok_if "${names[0]}" grep -q "app: Running" "$T/out"
 vm pause app
@@ -184,6 +187,16 @@ rc=$?
 ok_if "${names[5]}" bash -c "[ $rc = 1 ] && [ \$(wc -l <'$T/err') = 1 ]"
 vm stop app
 ok_if "${names[6]}" grep -q "app: Off" "$T/out"
+sleep 0.3
+kill "$EPID" 2>/dev/null
+wait "$EPID" 2>/dev/null
+if grep -qE '^app +Running' "$T/events" && grep -qE '^app +Paused' "$T/events" &&
+	grep -qE '^app +Off' "$T/events"; then
+	ok "${names[9]}"
+else
+	notok "${names[9]}"
+	show "$T/events"
+fi
 vm start app
 vm shutdown app --timeout 5
 ok_if "${names[7]}" grep -q "app: Off" "$T/out"
