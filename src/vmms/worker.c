@@ -545,7 +545,11 @@ static pid_t vmms_spawn(struct vmms *m, struct vmms_vm *vm)
 		dup2(logfd, 2);
 		syscall(SYS_close_range, 3, ~0u, 0);
 		execv(m->worker_exe, argv);
-		dprintf(2, "vmms: cannot run %s: %s\n", m->worker_exe, strerror(errno));
+		/* Only async-signal-safe calls between fork and exec. */
+		static const char msg[] = "vmms: cannot execute the worker program\n";
+
+		if (write(2, msg, sizeof(msg) - 1) < 0)
+			_exit(127);
 		_exit(127);
 	}
 	close(logfd);

@@ -31,7 +31,7 @@ workers() {
 }
 api() { curl -s --unix-socket "$SOCK" "$@"; }
 
-echo "1..7"
+echo "1..8"
 SECONDS=0
 VIRIDIAN_VMWP=$FAKE "$VIRIDIAN" vmms --state-dir "$STATE" --socket "$SOCK" --log-level warn \
 	2>"$T/daemon.log" &
@@ -84,4 +84,6 @@ DETAIL="$(ls "$STATE/vms" | grep -c '^cyc') cycle directories left"
 check "no leftover state directories" test "$(ls "$STATE/vms" | grep -c '^cyc')" = 0
 echo "# $SECONDS s"
 kill "$DPID"; wait "$DPID" 2>/dev/null; DPID=
+DETAIL=$(grep -m3 -E 'Sanitizer|runtime error' "$T/daemon.log")
+check "daemon log has no sanitizer reports" test -z "$DETAIL"
 exit $((fails > 0))
