@@ -167,7 +167,10 @@ static void bad(struct vmbc *c, uint32_t type, const char *what)
 {
 	c->bad_msgs++;
 	c->last_bad_type = type;
-	hvplat_log("vmbus: host message type %u: %s", type, what);
+	/* A broken host can send thousands: the first few and then a sample. */
+	if (c->bad_msgs <= 8 || c->bad_msgs % 1024 == 0)
+		hvplat_log("vmbus: host message type %u: %s (%llu bad so far)", type, what,
+			   (unsigned long long)c->bad_msgs);
 }
 
 static void on_offer(struct vmbc *c, const struct vmbc_offer *o)

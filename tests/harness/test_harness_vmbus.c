@@ -548,6 +548,63 @@ static void test_client_rejects_bad_host_input(void **state)
 	assert_int_equal(ch->ring_errors, 2);
 }
 
+/*
+ * Random garbage from a "host": channel messages of random type/size/content and random ring
+ * indices and descriptors. The client may reject anything but must never read or write outside
+ * its buffers (ASan build) or hang.
+ */
+static void test_client_survives_garbage(void **state)
+{
+	struct fx *f = *state;
+	struct vmbc_channel *ch = connect_and_open(f, 0);
+	uint64_t x = 0x1234567;
+	struct vmbc_pkt p;
+
+	for (int i = 0; i < 3000; i++) {
+		struct hv_message m;
+
+		memset(&m, 0, sizeof(m));
+		m.header.message_type = 1;
+		x = mix(x + (uint64_t)i);
+		m.header.payload_size = (uint8_t)(x % 256); /* may exceed 240 */
+		for (unsigned b = 0; b < sizeof(m.payload); b++)
+			m.payload[b] = (uint8_t)mix(x + b);
+		/* Mostly real message types, so the per-type checks run. */
+		m.payload[0] = (uint8_t)(x >> 40) % 26;
+		m.payload[1] = m.payload[2] = m.payload[3] = 0;
+		if (hv_synic_post_message(harness_part(f->h), 0, 2, &m))
+			continue; /* host-side size check refused it */
+		if (i % 16 == 0) {
+			hvplat_wait();
+			vmbc_poll(&f->c);
+		}
+	}
+	for (int i = 0; i < 200; i++) {
+		hvplat_wait();
+		vmbc_poll(&f->c);
+	}
+	assert_true(f->c.bad_msgs > 0);
+	/* Ring: random indices and descriptor words in the host->guest ring. */
+	ch = vmbc_find_relid(&f->c, ch->relid) ? ch : NULL;
+	if (ch && ch->open) {
+		for (int i = 0; i < 5000; i++) {
+			uint32_t r = (uint32_t)(mix(x + 7 * i) % ch->in.size) & ~7u;
+			uint32_t w = (uint32_t)(mix(x + 7 * i + 1) % (ch->in.size + 64));
+			uint64_t d = mix(x + 7 * i + 2);
+
+			memcpy(ch->in.data + r, &d, 8);
+			ch->in.ctl->read_index = r;
+			ch->in.ctl->write_index = i % 3 ? (w & ~7u) : w;
+			int ret = vmbc_recv(ch, f->buf, sizeof(f->buf), &p);
+
+			assert_true(ret == 0 || ret == VMBC_EPROTO || ret == VMBC_EAGAIN ||
+				    ret == VMBC_EMSGSIZE);
+			if (!ret)
+				assert_true(p.len <= sizeof(f->buf) && p.data_offset <= p.len);
+		}
+	}
+}
+
 /* More messages than the client's queue holds: the rest wait in the slot/host, none lost. */
 static void test_message_queue_overflow(void **state)
 {
@@ -591,6 +648,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_client_rejects_bad_host_input, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_message_queue_overflow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_survives_garbage, setup, teardown),
 	};
 
 	int ret = cmocka_run_group_tests(tests, NULL, NULL);
