@@ -8,12 +8,14 @@
 #include "vmms/core.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -112,7 +114,7 @@ int vmms_main(int argc, char **argv)
 	struct vmms_api *api = NULL;
 	enum log_level lv;
 	sigset_t set;
-	int c, fd, sig;
+	int c, fd, sig, lockfd;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -159,6 +161,17 @@ int vmms_main(int argc, char **argv)
 		return VIRIDIAN_EXIT_ERROR;
 	}
 	snprintf(m.log_level, sizeof(m.log_level), "%s", level);
+	/* Two services on one registry would undo each other's writes. */
+	char lockp[PATH_MAX + 16];
+
+	snprintf(lockp, sizeof(lockp), "%s/vmms.lock", m.state_dir);
+	lockfd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
+		fprintf(stderr, "viridian vmms: %s: %s\n", lockp,
+			errno == EWOULDBLOCK ? "another vmms uses this state directory"
+					     : strerror(errno));
+		return VIRIDIAN_EXIT_ERROR;
+	}
 	/* Tests substitute a stand-in worker; the real one is this same binary. */
 	exe = getenv("VIRIDIAN_VMWP");
 	snprintf(m.worker_exe, sizeof(m.worker_exe), "%s", exe && *exe ? exe : "/proc/self/exe");
@@ -193,5 +206,6 @@ int vmms_main(int argc, char **argv)
 	close(fd);
 	unlink(sock);
 	vmms_fini(&m);
+	close(lockfd);
 	return VIRIDIAN_EXIT_OK;
 }

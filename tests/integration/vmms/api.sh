@@ -77,7 +77,7 @@ echo "not a kernel" >"$KERNEL"
 qemu_ok=false
 command -v qemu-img >/dev/null && command -v qemu-io >/dev/null && qemu_ok=true
 
-echo "1..84"
+echo "1..86"
 start_daemon || exit 1
 
 # --- socket and host ---
@@ -229,6 +229,10 @@ note_pid "$npid" n
 req DELETE "/v1/vms/n?force=true"
 check "force delete of a Running VM -> 204, worker gone" bash -c "[ $code = 204 ] && [ -n '$npid' ] && ! kill -0 $npid 2>/dev/null"
 
+"$VIRIDIAN" vmms --state-dir "$STATE" --socket "$T/other.sock" 2>"$T/other.log"
+DETAIL=$(cat "$T/other.log")
+check "a second vmms on the same state dir is refused" grep -q "another vmms uses this state directory" "$T/other.log"
+
 # --- the real worker on this host (no /dev/kvm or no valid kernel): one-line error ---
 stop_daemon
 WORKER=/proc/self/exe start_daemon || exit 1
@@ -320,15 +324,29 @@ if $qemu_ok; then
 	bad "checkpoint of a raw disk -> 409" 409 checkpoint_unsupported POST /v1/vms/r/checkpoints '{"name":"x"}'
 	req DELETE /v1/vms/r
 	check "delete without delete_disks keeps the disk" test -e "$T/raw.img"
+	# The same round trip with VHD (qemu reads the base as vpc).
+	qemu-img create -q -f vpc -o subformat=dynamic "$T/vbase.vhd" 8M
+	qemu-io -f vpc -c 'write -P 0x44 0 1M' "$T/vbase.vhd" >/dev/null
+	flat "$T/vbase.vhd" "$T/vbase.raw"
+	req POST /v1/vms "{\"name\":\"v\",\"kernel\":\"$KERNEL\",\"disks\":[{\"path\":\"$T/vbase.vhd\",\"format\":\"vhd\"}]}"
+	req POST /v1/vms/v/checkpoints '{"name":"base"}'
+	req GET /v1/vms/v
+	vchild=$(jget disks.0.path)
+	"$DISKW" "$vchild" 0 65536 0x55
+	req POST /v1/vms/v/checkpoints/base/apply
+	vnew=$(jget disks.0.path)
+	flat "$vnew" "$T/vapplied.raw"
+	check "VHD: checkpoint, write, apply -> content back" bash -c "[ $code = 200 ] && [[ '$vchild' == *.vhd ]] && [ ! -e '$vchild' ] && cmp -s '$T/vapplied.raw' '$T/vbase.raw'"
+	req DELETE "/v1/vms/v?delete_disks=true"
 	req DELETE "/v1/vms/c?delete_disks=true"
 	check "delete with delete_disks removes the VM's images" bash -c "[ $code = 204 ] && ! ls $T/base*.vhdx 2>/dev/null | grep -q ."
 else
-	for t in $(seq 12); do n=$((n + 1)); echo "ok $n - checkpoint test $t # SKIP qemu-img/qemu-io not installed"; done
+	for t in $(seq 13); do n=$((n + 1)); echo "ok $n - checkpoint test $t # SKIP qemu-img/qemu-io not installed"; done
 fi
 
 stop_daemon
 check "socket removed when the daemon exits" test ! -e "$SOCK"
 DETAIL=$(grep -m3 -E 'Sanitizer|runtime error' "$T/daemon.log")
 check "daemon log has no sanitizer reports" test -z "$DETAIL"
-if [ "$n" != 84 ]; then echo "# ran $n tests, plan said 84"; fi
+if [ "$n" != 86 ]; then echo "# ran $n tests, plan said 86"; fi
 exit $((fails > 0))
