@@ -14,7 +14,10 @@
  *
  * Typical use (storvsp test): h = harness_create(&cfg); srv = vmbus_server_create(
  * harness_part(h), harness_gm(h)); vmbus_server_add_device(srv, dev); harness_bind(h, 0);
- * harness_guest_boot(h, &w); vmbc_connect(&c, &w, 0); vmbc_request_offers(&c); ...
+ * harness_guest_boot(h, &w, true, &why); vmbc_init(&c, &w); vmbc_connect(&c, 0);
+ * vmbc_request_offers(&c); ch = vmbc_find(&c, class, 0); vmbc_open(&c, ch, ...); then
+ * vmbc_send / vmbc_recv with hvplat_wait() + vmbc_poll() while waiting. Teardown:
+ * vmbus_server_destroy, harness_unbind, harness_destroy.
  */
 #ifndef VIRIDIAN_TESTS_HARNESS_H
 #define VIRIDIAN_TESTS_HARNESS_H
@@ -60,8 +63,8 @@ unsigned harness_pages_in_use(struct harness *h);
 
 /*
  * The boot sequence on the calling (bound) VP: winhv_init (detect, OS ID, hypercall page)
- * when w is not initialised yet, then winhv_vp_init and the SynIC with SINT 2 (VMBus) enabled
- * on this VP. 0, or -1 with *why set.
+ * when first is true (once per partition, before any other VP boots), then winhv_vp_init and the
+ * SynIC with SINT 2 (VMBus) enabled on this VP. 0, or -1 with *why set.
  */
 int harness_guest_boot(struct harness *h, struct winhv *w, bool first, const char **why);
 
