@@ -155,3 +155,62 @@ static const struct scenario vmbus_scenario = {
 	.explicit_only = 1,
 };
 SCENARIO_REGISTER(vmbus_scenario);
+
+/*
+ * vmbus-versions: every version Linux tries (5.3 .. 2.4) forced in turn within one boot:
+ * INITIATE_CONTACT, offers, echo open, 100 packets, close, then UNLOAD (from 3.0 on; below
+ * that the next INITIATE_CONTACT resets the bus). One line per version. Explicit only.
+ */
+static unsigned int vmbus_versions_count(void)
+{
+	return 8;
+}
+
+static void vmbus_versions_run(void)
+{
+	const char *why = NULL;
+	struct winhv *w = tguest_hv(&why);
+
+	if (!w || tguest_hv_synic(&why) || vmbc_init(&bus, w)) {
+		for (unsigned i = 0; i < 8; i++)
+			tap_not_ok("vmbus-versions", "setup failed: %s", why ? why : "vmbc_init");
+		return;
+	}
+	for (unsigned i = 0; i < 8; i++) {
+		uint32_t v = vmbc_versions[i], st = 0;
+		struct vmbc_echo_opts o = {.count = 100, .max_len = 4000, .window = 4, .seed = i};
+		struct vmbc_echo_result r = {.why = ""};
+		struct vmbc_channel *ch = NULL;
+		int ret = vmbc_connect(&bus, v);
+
+		if (!ret)
+			ret = vmbc_request_offers(&bus);
+		if (!ret && !(ch = vmbc_find(&bus, vmbc_echo_class, 0))) {
+			tap_ok("vmbus-versions: %u.%u negotiated # SKIP no echo device", v >> 16,
+			       v & 0xffff);
+			continue;
+		}
+		if (!ret)
+			ret = vmbc_open(&bus, ch, RING_BYTES, RING_BYTES, NULL, 0, 0, &st);
+		if (!ret)
+			ret = vmbc_echo_inband(&bus, ch, &o, &r);
+		if (!ret)
+			ret = vmbc_close(&bus, ch);
+		if (!ret && v >= VMBC_V3_0)
+			ret = vmbc_unload(&bus);
+		if (ret || bus.version != v)
+			tap_not_ok("vmbus-versions", "%u.%u: error %d status %#x %s", v >> 16,
+				   v & 0xffff, ret, st, r.why);
+		else
+			tap_ok("vmbus-versions: %u.%u forced: offers, echo open, 100 packets, close%s",
+			       v >> 16, v & 0xffff, v >= VMBC_V3_0 ? ", UNLOAD" : "");
+	}
+}
+
+static const struct scenario vmbus_versions_scenario = {
+	.name = "vmbus-versions",
+	.count = vmbus_versions_count,
+	.run = vmbus_versions_run,
+	.explicit_only = 1,
+};
+SCENARIO_REGISTER(vmbus_versions_scenario);
