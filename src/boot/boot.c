@@ -78,8 +78,8 @@ int boot_load_image(struct guest_mem *gm, const uint8_t *img, size_t len, const 
 
 int boot_load(struct guest_mem *gm, const struct boot_config *cfg, struct boot_result *out)
 {
-	uint8_t *img;
-	size_t len;
+	uint8_t *img = NULL;
+	size_t len = 0;
 	int ret;
 
 	if (!cfg->kernel_path) {
@@ -121,8 +121,8 @@ int boot_load_initrd(struct guest_mem *gm, const struct boot_config *cfg, uint64
 		     uint64_t max_end, struct boot_result *out)
 {
 	uint64_t top = boot_low_ram_end(gm), start;
-	uint8_t *data;
-	size_t len;
+	uint8_t *data = NULL;
+	size_t len = 0;
 	int ret;
 
 	out->initrd_start = 0;

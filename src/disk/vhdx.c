@@ -1315,7 +1315,7 @@ static int write_block_locked(struct vhdx *v, const uint8_t *buf, uint64_t n, ui
 		 * unwritten rest reads as zeros, which is what these states mean.
 		 * (A whole-block write to a differencing block needs no bitmap.)
 		 */
-		uint64_t boff;
+		uint64_t boff = 0;
 		if (st == VHDX_PAYLOAD_PARTIALLY_PRESENT) {
 			/* whole-block overwrite of a partial block: reuse it */
 			boff = e & VHDX_BAT_OFFSET_MASK;
@@ -1334,8 +1334,8 @@ static int write_block_locked(struct vhdx *v, const uint8_t *buf, uint64_t n, ui
 
 	/* Differencing, partial write: data + sector bitmap. */
 	unsigned nu = 0;
-	uint64_t boff, sbi = sb_index(v, block / v->chunk_ratio);
-	uint64_t sbe = bat_get(v, sbi), sb_off;
+	uint64_t boff = 0, sbi = sb_index(v, block / v->chunk_ratio);
+	uint64_t sbe = bat_get(v, sbi), sb_off = 0;
 	bool sb_fresh = false, changed;
 	if (st == VHDX_PAYLOAD_NOT_PRESENT) {
 		if ((r = file_alloc(v, bs, &boff)))
@@ -2041,7 +2041,7 @@ static int vhdx_merge(struct blockdev *child)
  */
 static int resize_relocate(struct vhdx *v, uint64_t new_size, uint64_t nbat, bool fixed)
 {
-	uint64_t new_len = ALIGN_UP(nbat * 8, VHDX_MIB), new_off;
+	uint64_t new_len = ALIGN_UP(nbat * 8, VHDX_MIB), new_off = 0;
 	uint64_t cr = v->chunk_ratio;
 	struct page_set ps = {.n = 0};
 	uint8_t *rt = NULL;
@@ -2064,7 +2064,7 @@ static int resize_relocate(struct vhdx *v, uint64_t new_size, uint64_t nbat, boo
 	for (uint64_t i = 0; i < v->nbat; i++)
 		bat[i] = bat_get(v, i);
 	for (uint64_t i = v->nbat; fixed && i < nbat; i++) {
-		uint64_t off;
+		uint64_t off = 0;
 		if ((i + 1) % (cr + 1) == 0)
 			continue;
 		if ((r = file_alloc(v, v->block_size, &off)))
@@ -2171,7 +2171,7 @@ static int vhdx_resize(const char *path, uint64_t new_size)
 			bool is_sb = (i + 1) % (cr + 1) == 0;
 			uint64_t val = 0;
 			if (fixed && !is_sb) {
-				uint64_t off;
+				uint64_t off = 0;
 				if ((r = file_alloc(v, bs, &off)))
 					break;
 				val = off | VHDX_PAYLOAD_FULLY_PRESENT;
