@@ -7,7 +7,7 @@
  *
  * Apply X: new empty children of X's frozen disks; the VM's previous children
  * are deleted (only with ?discard=true if the VM ran since its last checkpoint
- * operation). Delete X, the rule:
+ * operation, or its current checkpoint was deleted). Delete X, the rule:
  *  - X is the VM's current checkpoint and has no child checkpoint: each current
  *    child is merged into X's frozen image, which becomes the VM's disk again;
  *  - nothing depends on X (no child checkpoint, not current): X's frozen images
@@ -530,6 +530,9 @@ static int vmms_cp_merge_current(struct vmms *m, struct vmms_vm *vm, struct vmms
 	}
 	free(ncfg.checkpoint);
 	ncfg.checkpoint = x->parent[0] ? strdup(x->parent) : NULL;
+	/* The merged disks hold X's state plus later changes, which no remaining checkpoint
+	 * has: applying one must ask for ?discard=true. */
+	ncfg.checkpoint_dirty = true;
 	if (vmms_vm_replace_config(m, vm, &ncfg, code)) {
 		vmms_config_free(&ncfg);
 		return -1;
@@ -592,6 +595,7 @@ int vmms_checkpoint_delete(struct vmms *m, struct vmms_vm *vm, const char *name,
 			}
 			free(ncfg.checkpoint);
 			ncfg.checkpoint = x->parent[0] ? strdup(x->parent) : NULL;
+			ncfg.checkpoint_dirty = true; /* X's state is no longer a checkpoint */
 			r = vmms_vm_replace_config(m, vm, &ncfg, code);
 			vmms_config_free(&ncfg);
 			if (r)

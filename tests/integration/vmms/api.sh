@@ -77,7 +77,7 @@ echo "not a kernel" >"$KERNEL"
 qemu_ok=false
 command -v qemu-img >/dev/null && command -v qemu-io >/dev/null && qemu_ok=true
 
-echo "1..86"
+echo "1..87"
 start_daemon || exit 1
 
 # --- socket and host ---
@@ -319,6 +319,7 @@ if $qemu_ok; then
 	merged=$(jget disks.0.path)
 	flat "$merged" "$T/merged.raw"
 	check "delete cp2 merges the current child into its image (content kept)" bash -c "[ ! -e '$cur' ] && cmp -s '$T/merged.raw' '$T/expect.raw'"
+	bad "apply after deleting the current checkpoint needs discard -> 409" 409 would_discard POST /v1/vms/c/checkpoints/cp1/apply
 	bad "checkpoint name with / -> 400" 400 invalid_name POST /v1/vms/c/checkpoints '{"name":"x/y"}'
 	req POST /v1/vms "{\"name\":\"r\",\"kernel\":\"$KERNEL\",\"disks\":[{\"path\":\"$T/raw.img\"}]}"
 	bad "checkpoint of a raw disk -> 409" 409 checkpoint_unsupported POST /v1/vms/r/checkpoints '{"name":"x"}'
@@ -341,12 +342,12 @@ if $qemu_ok; then
 	req DELETE "/v1/vms/c?delete_disks=true"
 	check "delete with delete_disks removes the VM's images" bash -c "[ $code = 204 ] && ! ls $T/base*.vhdx 2>/dev/null | grep -q ."
 else
-	for t in $(seq 13); do n=$((n + 1)); echo "ok $n - checkpoint test $t # SKIP qemu-img/qemu-io not installed"; done
+	for t in $(seq 14); do n=$((n + 1)); echo "ok $n - checkpoint test $t # SKIP qemu-img/qemu-io not installed"; done
 fi
 
 stop_daemon
 check "socket removed when the daemon exits" test ! -e "$SOCK"
 DETAIL=$(grep -m3 -E 'Sanitizer|runtime error' "$T/daemon.log")
 check "daemon log has no sanitizer reports" test -z "$DETAIL"
-if [ "$n" != 86 ]; then echo "# ran $n tests, plan said 86"; fi
+if [ "$n" != 87 ]; then echo "# ran $n tests, plan said 87"; fi
 exit $((fails > 0))
