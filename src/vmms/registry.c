@@ -314,6 +314,14 @@ int vmms_registry_load(struct vmms *m)
 			continue;
 		}
 		json_object_put(o);
+		snprintf(path, sizeof(path), "%s/%s/critical", m->vms_dir, e->d_name);
+		buf = vmms_read_file(path, VMMS_REASON_MAX - 1, &len);
+		if (buf) {
+			/* Adoption replaces this when the worker is in fact alive. */
+			vm->state = VMMS_CRITICAL;
+			snprintf(vm->reason, sizeof(vm->reason), "%.*s", (int)len, buf);
+			free(buf);
+		}
 		if (m->nvms >= VMMS_MAX_VMS || vmms_vm_insert(m, vm)) {
 			log_error("vmms", "ignoring %s: too many VMs", path);
 			vmms_vm_free(vm);
@@ -541,6 +549,8 @@ static void vmms_event_emit(struct vmms *m, struct vmms_vm *vm)
 void vmms_vm_set_state(struct vmms *m, struct vmms_vm *vm, enum vmms_state s, const char *reason)
 {
 	bool changed = vm->state != s || (reason && strcmp(reason, vm->reason));
+	enum vmms_state old = vm->state;
+	char path[PATH_MAX + 16];
 
 	vmms_vm_invalidate(vm); /* pid and console socket move with the state too */
 	vm->state = s;
@@ -548,6 +558,16 @@ void vmms_vm_set_state(struct vmms *m, struct vmms_vm *vm, enum vmms_state s, co
 		snprintf(vm->reason, sizeof(vm->reason), "%s", reason);
 	else if (s == VMMS_RUNNING || s == VMMS_STARTING)
 		vm->reason[0] = 0;
+	/* Critical and its reason survive a restart of vmms: <vm-dir>/critical. */
+	snprintf(path, sizeof(path), "%s/critical", vm->dir);
+	if (s == VMMS_CRITICAL && changed) {
+		int r = util_write_file_atomic(path, vm->reason, strlen(vm->reason), 0600);
+
+		if (r < 0)
+			log_warn("vmms", "cannot write %s: %s", path, strerror(-r));
+	} else if (old == VMMS_CRITICAL && s != VMMS_CRITICAL) {
+		unlink(path);
+	}
 	if (changed) {
 		log_info("vmms", "VM %s: %s%s%s", vm->cfg.name, vmms_state_name(s),
 			 vm->reason[0] ? ": " : "", vm->reason);

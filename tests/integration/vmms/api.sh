@@ -77,7 +77,7 @@ echo "not a kernel" >"$KERNEL"
 qemu_ok=false
 command -v qemu-img >/dev/null && command -v qemu-io >/dev/null && qemu_ok=true
 
-echo "1..87"
+echo "1..88"
 start_daemon || exit 1
 
 # --- socket and host ---
@@ -236,6 +236,8 @@ check "a second vmms on the same state dir is refused" grep -q "another vmms use
 # --- the real worker on this host (no /dev/kvm or no valid kernel): one-line error ---
 stop_daemon
 WORKER=/proc/self/exe start_daemon || exit 1
+req GET /v1/vms/a
+check "Critical and its reason survive a daemon restart" bash -c "[ '$(jget state)' = Critical ] && [[ '$(jget reason)' == *'adopted worker'* ]]"
 req POST /v1/vms/b/start
 check "real worker failure -> 409 start_failed, one line" is_err 409 start_failed
 check "VM stays Off after the real worker failed" test "$(state_of b)" = Off
@@ -349,5 +351,5 @@ stop_daemon
 check "socket removed when the daemon exits" test ! -e "$SOCK"
 DETAIL=$(grep -m3 -E 'Sanitizer|runtime error' "$T/daemon.log")
 check "daemon log has no sanitizer reports" test -z "$DETAIL"
-if [ "$n" != 87 ]; then echo "# ran $n tests, plan said 87"; fi
+if [ "$n" != 88 ]; then echo "# ran $n tests, plan said 88"; fi
 exit $((fails > 0))
