@@ -134,7 +134,17 @@ struct harness *harness_create(const struct harness_config *cfg)
 		free(h);
 		return NULL;
 	}
-	h->ncpuid = hv_partition_cpuid_fill(h->part, h->cpuid, HV_CPUID_NLEAVES);
+	if (cfg->stimers) {
+		/* The VMM chooses the CPUID table; this one also offers the timers. */
+		struct hv_cpuid_config cc = {.nvps = h->nvps,
+					     .ref_tsc = hv_partition_has_ref_tsc(h->part),
+					     .freq_msrs = !cfg->no_tsc,
+					     .stimers = true};
+
+		h->ncpuid = hv_cpuid_fill(h->cpuid, HV_CPUID_NLEAVES, &cc);
+	} else {
+		h->ncpuid = hv_partition_cpuid_fill(h->part, h->cpuid, HV_CPUID_NLEAVES);
+	}
 	if (h->ncpuid < 0)
 		h->ncpuid = 0;
 	/* Only RAM that is one contiguous region from ALLOC_BASE is handed out. */

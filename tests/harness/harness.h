@@ -36,6 +36,7 @@ struct harness_config {
 	unsigned nvps; /* 1..HARNESS_MAX_VPS (0: 1) */
 	uint64_t ram_size; /* 0: 64 MiB */
 	bool no_tsc; /* no guest TSC callbacks: no reference TSC page */
+	bool stimers; /* CPUID offers synthetic timers + direct mode (hv's default: not offered) */
 };
 
 struct harness;

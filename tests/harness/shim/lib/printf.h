@@ -1,0 +1,2 @@
+/* Hosted stand-in for guest/lib/printf.h. */
+#include <stdio.h>
