@@ -1,12 +1,13 @@
 # Thin wrapper around Meson. Every target installs missing Debian packages first.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+REL_BUILD  ?= build-release
 FUZZ_BUILD ?= build-fuzz
 MESON      ?= meson
 B          ?=
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps check check-asan check-slow demo bench fuzz fuzz-smoke format clean
+.PHONY: all deps check check-asan check-release check-slow demo bench fuzz fuzz-smoke format clean
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -34,6 +35,12 @@ check-asan:
 	@$(MAKE) --no-print-directory $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 	scripts/run-tests.sh $(ASAN_BUILD)
+
+# Compile only, at -O3: some warnings (maybe-uninitialized) appear only there.
+check-release:
+	@scripts/deps.sh build
+	@[ -f $(REL_BUILD)/build.ninja ] || $(MESON) setup $(REL_BUILD) --buildtype=release -Dwerror=true
+	ninja -C $(REL_BUILD)
 
 check-slow:
 	@scripts/deps.sh check
