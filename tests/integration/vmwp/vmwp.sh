@@ -134,6 +134,8 @@ check "seccomp: normal exit under the filter removes the sockets" \
 if [ "$(id -u)" != 0 ] || ! id nobody >/dev/null 2>&1; then
 	skip "user in vm.json: the sandboxed worker runs as that user" "needs root and user nobody"
 else
+	# The user reads the kernel again on every reboot, so it must be able to reach it.
+	chmod 0755 "$tmp"
 	vmjson "$tmp/us" ',"user":"nobody"'
 	"$C" control "$tmp/us/worker.sock" '{"id":1,"cmd":"status"}' >"$tmp/ctl" &
 	cpid=$!
