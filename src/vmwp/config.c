@@ -150,9 +150,36 @@ static int vmwp_parse_disks(struct vmwp_config *c, struct json_object *root)
 	return 0;
 }
 
+static int vmwp_parse_devices(struct vmwp_config *c, struct json_object *root)
+{
+	struct json_object *arr;
+	size_t n;
+
+	if (!json_object_object_get_ex(root, "devices", &arr) ||
+	    json_object_is_type(arr, json_type_null))
+		return 0;
+	if (!json_object_is_type(arr, json_type_array)) {
+		err_set("vm.json: \"devices\" must be an array");
+		return -EINVAL;
+	}
+	n = json_object_array_length(arr);
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *d = json_object_array_get_idx(arr, i);
+
+		if (!json_object_is_type(d, json_type_string) ||
+		    strcmp(json_object_get_string(d), "echo")) {
+			err_set("vm.json: devices[%zu] '%.64s': the only device is \"echo\"", i,
+				json_object_get_string(d));
+			return -EINVAL;
+		}
+		c->echo_device = true;
+		c->ndevices++;
+	}
+	return 0;
+}
+
 static int vmwp_config_fill(struct vmwp_config *c, struct json_object *root)
 {
-	struct json_object *v;
 	uint64_t n;
 	char *s;
 	int r;
@@ -194,10 +221,7 @@ static int vmwp_config_fill(struct vmwp_config *c, struct json_object *root)
 		r = vmwp_parse_disks(c, root);
 	if (r < 0)
 		return r;
-	if (json_object_object_get_ex(root, "devices", &v) &&
-	    json_object_is_type(v, json_type_array))
-		c->ndevices = (unsigned)MIN(json_object_array_length(v), 1024u);
-	return 0;
+	return vmwp_parse_devices(c, root);
 }
 
 int vmwp_config_parse(struct vmwp_config *c, const char *json, size_t len)

@@ -168,6 +168,7 @@ int vmwp_main(int argc, char **argv)
 	};
 	static struct vmwp w;
 	const char *dir = NULL;
+	static struct run_disk disks[VMWP_MAX_DISKS];
 	struct run_config rc;
 	enum log_level level;
 	sigset_t sigs;
@@ -238,12 +239,18 @@ int vmwp_main(int argc, char **argv)
 		goto out;
 	}
 	vmwp_test_wait(&w);
-	/* run_vm() has no VMBus devices yet: say so instead of pretending. */
-	if (w.cfg.ndisks || w.cfg.ndevices)
-		log_warn("vmwp",
-			 "%u disk(s) and %u device(s) configured; `viridian run` does not "
-			 "attach VMBus devices yet, the guest will not see them",
-			 w.cfg.ndisks, w.cfg.ndevices);
+	for (unsigned i = 0; i < w.cfg.ndisks; i++) {
+		const char *f = w.cfg.disks[i].format;
+
+		/* LUN i is disks[i], in vm.json order. */
+		disks[i] = (struct run_disk){
+			.path = w.cfg.disks[i].path,
+			.read_only = w.cfg.disks[i].readonly,
+			.format = !strcmp(f, "vhd")    ? DISK_FORMAT_VHD
+				  : !strcmp(f, "vhdx") ? DISK_FORMAT_VHDX
+						       : DISK_FORMAT_RAW,
+		};
+	}
 	rc = (struct run_config){
 		.prog = "viridian vmwp",
 		.name = w.cfg.name,
@@ -253,6 +260,9 @@ int vmwp_main(int argc, char **argv)
 		.serial_ops = vmwp_server_serial(w.server),
 		.memory = w.cfg.memory_mb << 20,
 		.cpus = w.cfg.cpus,
+		.disks = disks,
+		.ndisks = w.cfg.ndisks,
+		.echo_device = w.cfg.echo_device,
 		.ctl = &w.ctl,
 		.before_guest = vmwp_before_guest,
 		.on_state = vmwp_on_state,

@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define VMWP_MAX_DISKS 64
+#define VMWP_MAX_DISKS RUN_MAX_DISKS /* one SCSI controller, LUN i = disks[i] */
 #define VMWP_NAME_MAX 64
 
 struct vmwp_disk {
@@ -36,6 +36,7 @@ struct vmwp_config {
 	struct vmwp_disk disks[VMWP_MAX_DISKS];
 	unsigned ndisks;
 	unsigned ndevices;
+	bool echo_device; /* "devices": ["echo"] */
 };
 
 /* Parses vm.json text. 0, or -EINVAL with err_set() naming the field. */

@@ -44,6 +44,7 @@ static void test_full_config(void **state)
 	assert_string_equal(c.disks[1].format, "raw");
 	assert_false(c.disks[1].readonly);
 	assert_int_equal(c.ndevices, 1);
+	assert_true(c.echo_device);
 	vmwp_config_free(&c);
 }
 
@@ -106,6 +107,12 @@ static void test_rejects(void **state)
 		{"{\"name\":\"a\",\"memory_mb\":32,\"cpus\":1,\"kernel\":\"/k\","
 		 "\"disks\":[{\"path\":\"/d\",\"readonly\":1}]}",
 		 "true or false"},
+		{"{\"name\":\"a\",\"memory_mb\":32,\"cpus\":1,\"kernel\":\"/k\",\"devices\":\"echo\"}",
+		 "\"devices\" must be an array"},
+		{"{\"name\":\"a\",\"memory_mb\":32,\"cpus\":1,\"kernel\":\"/k\",\"devices\":[\"net\"]}",
+		 "devices[0] 'net': the only device is \"echo\""},
+		{"{\"name\":\"a\",\"memory_mb\":32,\"cpus\":1,\"kernel\":\"/k\",\"devices\":[3]}",
+		 "devices[0]"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
