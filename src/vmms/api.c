@@ -400,13 +400,14 @@ static void vmms_h_delete(struct vmms *m, const char *name, struct MHD_Connectio
 	vm = vmms_lookup(m, name, r);
 	if (!vm)
 		goto out;
-	if (vm->busy || (!vmms_idle(vm->state) && !q.force)) {
+	if (vm->busy) {
 		vmms_invalid_state(vm, "remove", r);
-		if (!vm->busy)
-			err_set("VM %s is %s; stop it first or add ?force=true", name,
-				vmms_state_name(vm->state));
-		if (!vm->busy)
-			vmms_resp_err(r, "invalid_state");
+		goto put;
+	}
+	if (!vmms_idle(vm->state) && !q.force) {
+		err_set("VM %s is %s; stop it first or add ?force=true", name,
+			vmms_state_name(vm->state));
+		vmms_resp_err(r, "invalid_state");
 		goto put;
 	}
 	if (!vmms_idle(vm->state)) {
