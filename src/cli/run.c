@@ -76,7 +76,8 @@ static void run_usage(FILE *f)
 		"  --name NAME         VM name shown in log lines (default vm)\n"
 		"  --disk PATH[,ro][,format=raw|vhd|vhdx]\n"
 		"                      a disk on the synthetic SCSI controller (repeatable, LUN 0..63)\n"
-		"  --device echo       the VMBus echo test device\n"
+		"  --device echo       the VMBus echo test device (and the hv echo port)\n"
+		"  --hv-timers         offer Hyper-V synthetic timers (each arm is an MSR exit)\n"
 		"exit codes: docs/exit-codes.md\n");
 }
 
@@ -190,6 +191,7 @@ static int run_parse(int argc, char **argv, struct run_config *o)
 		O_HUGEPAGES,
 		O_DISK,
 		O_DEVICE,
+		O_HV_TIMERS,
 		O_HELP
 	};
 	static const struct option opts[] = {
@@ -205,6 +207,7 @@ static int run_parse(int argc, char **argv, struct run_config *o)
 		{"hugepages", no_argument, NULL, O_HUGEPAGES},
 		{"disk", required_argument, NULL, O_DISK},
 		{"device", required_argument, NULL, O_DEVICE},
+		{"hv-timers", no_argument, NULL, O_HV_TIMERS},
 		{"help", no_argument, NULL, O_HELP},
 		{NULL, 0, NULL, 0},
 	};
@@ -266,6 +269,9 @@ static int run_parse(int argc, char **argv, struct run_config *o)
 				return run_fail(VIRIDIAN_EXIT_USAGE,
 						"--device '%s': the only device is 'echo'", optarg);
 			o->echo_device = true;
+			break;
+		case O_HV_TIMERS:
+			o->hv_timers = true;
 			break;
 		case 'h':
 		case O_HELP:
@@ -391,6 +397,7 @@ static int run_build(struct run_vm *vm, struct vid_kvm *kvm, const struct run_co
 	r = run_hv_create(&vm->hv, &vm->mem, o->cpus);
 	if (r < 0)
 		return r;
+	vm->hv.stimers = o->hv_timers;
 	r = run_build_vmbus(vm, o);
 	if (r < 0)
 		return r;

@@ -75,6 +75,7 @@ struct run_config {
 	const struct run_disk *disks; /* ndisks <= RUN_MAX_DISKS */
 	unsigned ndisks;
 	bool echo_device; /* the VMBus echo test device */
+	bool hv_timers; /* offer Hyper-V synthetic timers */
 	struct run_ctl *ctl; /* may be NULL (viridian run); initialised with run_ctl_init() */
 	/*
 	 * Called once, after the first partition is built and before any vCPU runs guest code:

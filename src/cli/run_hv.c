@@ -62,7 +62,12 @@ int run_hv_cpuid_hook(void *opaque, struct kvm_cpuid2 *cpuid, unsigned capacity,
 {
 	struct run_hv *rh = opaque;
 	struct hv_cpuid_entry leaves[RUN_HV_MAX_LEAVES];
-	int n = hv_partition_cpuid_fill(rh->hv, leaves, ARRAY_SIZE(leaves));
+	struct hv_cpuid_config cfg = {
+		.nvps = hv_partition_nvps(rh->hv),
+		.ref_tsc = hv_partition_has_ref_tsc(rh->hv),
+		.stimers = rh->stimers,
+	};
+	int n = hv_cpuid_fill(leaves, ARRAY_SIZE(leaves), &cfg);
 
 	if (n < 0)
 		return n;
@@ -168,6 +173,9 @@ int run_hv_add_vmbus(struct run_hv *rh, struct guest_mem *gm, unsigned ncpus,
 			return r;
 	}
 	if (devs->echo) {
+		r = hv_echo_port_enable(rh->hv, RUN_HV_ECHO_PORT);
+		if (r < 0)
+			return r;
 		rh->echo = vsp_echo_create();
 		if (!rh->echo)
 			return -EINVAL;

@@ -17,13 +17,17 @@ struct run_hv {
 	struct vid_partition *part;
 	struct vmbus_server *vmbus;
 	struct vmbus_device *echo, *storvsp;
+	bool stimers; /* offer synthetic timers in CPUID (set after run_hv_create) */
 };
+
+/* Connection id of the hv echo message port (test guest scenarios hv, synic). */
+#define RUN_HV_ECHO_PORT 0x7001u
 
 /* The VMBus devices of one boot. */
 struct run_hv_devices {
 	const struct storvsp_lun_config *luns; /* nluns > 0: one synthetic SCSI controller */
 	unsigned nluns;
-	bool echo; /* the echo test device (vsp/echo.h) */
+	bool echo; /* the echo test device (vsp/echo.h) and the hv echo port RUN_HV_ECHO_PORT */
 };
 
 /* Before vid_partition_create(): creates the hv partition over gm. 0 or -errno + err_set(). */
