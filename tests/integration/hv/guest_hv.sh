@@ -4,6 +4,7 @@
 # `viridian run`, with 1 and 4 vCPUs. Skipped without a usable /dev/kvm.
 # Usage: guest_hv.sh VIRIDIAN TGUEST_ELF
 set -u
+. "$(dirname "$0")/../guest_lib.sh"
 V=${1:?viridian binary}
 G=${2:-}
 tmp=$(mktemp -d)
@@ -15,14 +16,7 @@ done
 names+=("vmbus-versions: every version Linux tries, forced one after another, all ok"
 	"hv-crash: crash MSRs stop the VM with exit 4 and the five parameters logged")
 echo "1..${#names[@]}"
-reason=
-if [ -z "$G" ] || [ ! -f "$G" ]; then
-	reason="test guest not built"
-elif [ ! -e /dev/kvm ]; then
-	reason="no /dev/kvm"
-elif [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
-	reason="no permission on /dev/kvm"
-fi
+reason=$(guest_skip_reason "$G")
 if [ -n "$reason" ]; then
 	for i in "${!names[@]}"; do echo "ok $((i + 1)) - ${names[$i]} # SKIP $reason"; done
 	exit 0
@@ -34,13 +28,6 @@ notok() { n=$((n + 1)); echo "not ok $n - $1"; fail=1; }
 check() { if [ "$1" = 0 ]; then ok "${names[$n]}"; else notok "${names[$n]}"; shift; "$@"; fi; }
 show() { sed 's/^/#   /' "$1" | tail -25; }
 
-# The guest's TAP must have a plan, as many ok lines as planned, and no "not ok".
-tap_all_ok() {
-	local f=$1 plan oks
-	plan=$(grep -m1 -oE '^1\.\.[0-9]+' "$f" | cut -d. -f3)
-	oks=$(grep -cE '^ok [0-9]+' "$f")
-	[ -n "$plan" ] && [ "$plan" -gt 0 ] && [ "$oks" = "$plan" ] && ! grep -qE '^not ok' "$f"
-}
 
 run() { # OUT ERR ARGS...
 	local out=$1 err=$2

@@ -3,6 +3,7 @@
 # only ok lines on COM1 and exit 0 (ACPI power-off). Skipped without a usable /dev/kvm.
 # Usage: boot_guest.sh VIRIDIAN TGUEST_ELF
 set -u
+. "$(dirname "$0")/../guest_lib.sh"
 V=${1:?viridian binary}
 G=${2:-}
 tmp=$(mktemp -d)
@@ -12,14 +13,7 @@ names=("cpus=1: exit 0 after guest power-off" "cpus=1: guest TAP all ok"
 	"--no-reboot with --serial file: exit 0, output in the file"
 	"tests=fault (ud2): guest reports it (exit 0) or KVM cannot emulate it (exit 3, RIP + bytes 0f 0b)")
 echo "1..${#names[@]}"
-reason=
-if [ -z "$G" ] || [ ! -f "$G" ]; then
-	reason="test guest not built"
-elif [ ! -e /dev/kvm ]; then
-	reason="no /dev/kvm"
-elif [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
-	reason="no permission on /dev/kvm"
-fi
+reason=$(guest_skip_reason "$G")
 if [ -n "$reason" ]; then
 	for i in "${!names[@]}"; do echo "ok $((i + 1)) - ${names[$i]} # SKIP $reason"; done
 	exit 0
@@ -29,13 +23,6 @@ fail=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 notok() { n=$((n + 1)); echo "not ok $n - $1"; fail=1; }
 
-# The guest's TAP must have a plan, as many ok lines as planned, and no "not ok".
-tap_all_ok() {
-	local f=$1 plan oks
-	plan=$(grep -m1 -oE '^1\.\.[0-9]+' "$f" | cut -d. -f3)
-	oks=$(grep -cE '^ok [0-9]+' "$f")
-	[ -n "$plan" ] && [ "$plan" -gt 0 ] && [ "$oks" = "$plan" ] && ! grep -qE '^not ok' "$f"
-}
 
 for cpus in 1 4; do
 	timeout -s INT 400 "$V" run --kernel "$G" --cmdline "tests=boot,smp" --cpus "$cpus" \

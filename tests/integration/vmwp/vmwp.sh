@@ -5,6 +5,7 @@
 # SIGSYS), and with a usable /dev/kvm a boot of the test guest through the worker's sockets.
 # Usage: vmwp.sh VIRIDIAN CLIENT_PY [TGUEST_ELF]
 set -u
+. "$(dirname "$0")/../guest_lib.sh"
 V=${1:?viridian binary}
 C=${2:?client.py}
 G=${3:-}
@@ -160,14 +161,7 @@ else
 fi
 
 # With KVM: the test guest through the worker; output on console.sock, events, exit 0.
-reason=
-if [ -z "$G" ] || [ ! -f "$G" ]; then
-	reason="test guest not built"
-elif [ ! -e /dev/kvm ]; then
-	reason="no /dev/kvm"
-elif [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
-	reason="no permission on /dev/kvm"
-fi
+reason=$(guest_skip_reason "$G")
 if [ -n "$reason" ]; then
 	skip "test guest boots in the worker, TAP on console.sock, Off event, exit 0" "$reason"
 	skip "two console clients both see the output" "$reason"
