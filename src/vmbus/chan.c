@@ -1,9 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * Per-channel I/O: one thread per open channel runs an epoll loop over the guest's signal
- * eventfd (HvSignalEvent on the channel's connection id), a control eventfd (stop) and the
- * VSP's own fds. It drains the guest→host ring into ops->packet, keeps the host→guest backlog,
- * and signals the guest once per pass when the ring rules say so (spec §7.5).
+ * eventfd, a control eventfd (stop) and the VSP's own fds. It drains the guest→host ring into
+ * ops->packet, keeps the host→guest backlog, and signals the guest once per pass when the ring
+ * rules say so (spec §7.5).
+ *
+ * HvSignalEvent on the channel's connection id runs vmbus_chan_on_guest_signal on the
+ * signalling VP's thread. When the channel is idle (drain mutex free, no replies the guest has
+ * not read yet, no backlog) that VP drains the ring itself, runs the device fds that are ready
+ * and signals the guest: a request the device finishes at submit (a page-cache read) is then
+ * answered inside the guest's own hypercall, with no thread wake-up. Otherwise the signal is
+ * handed to the channel thread through the eventfd, as before. A guest that is streaming keeps
+ * going to the channel thread, which polls with the interrupt mask set, so it need not signal.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -24,6 +32,9 @@
 #define CHAN_PUBLISH_EVERY 32u
 /* How long a channel that just had traffic keeps looking for more before it sleeps. */
 #define CHAN_POLL_NS 20000u
+/* A drain on a VP thread takes the guest's own CPU time: bounded, then the thread goes on. */
+#define CHAN_VP_PASS_MAX 64u
+#define CHAN_VP_PASS_NS 50000u
 
 enum { CHAN_EV_CTL = 0, CHAN_EV_GUEST = 1, CHAN_EV_FD_BASE = 2 };
 
@@ -102,8 +113,13 @@ static int chan_backlog_flush(struct vmbus_chan *chan)
 	return 0;
 }
 
-/* One pass: backlog first, then the guest's packets. *more = stopped early with work left. */
-static int chan_process(struct vmbus_chan *chan, bool *more)
+/*
+ * One pass (drain mutex held): backlog first, then the guest's packets, at most max of them
+ * and, when deadline_ns is not 0, until then. poll_ns: how long to look for more packets with
+ * the mask still set after traffic (0: unmask at once). *more = stopped early with work left.
+ */
+static int chan_process(struct vmbus_chan *chan, bool *more, unsigned max, uint64_t poll_ns,
+			uint64_t deadline_ns)
 {
 	struct vmbus_pkt pkt;
 	unsigned n = 0, polled_at = 0;
@@ -131,13 +147,13 @@ static int chan_process(struct vmbus_chan *chan, bool *more)
 			 * the mask still set: a guest that keeps streaming then never has to
 			 * signal. Replies owed a signal get it first.
 			 */
-			if (n > polled_at) {
+			if (poll_ns && n > polled_at) {
 				if (chan->need_signal) {
 					chan->need_signal = false;
 					vmbus_chan_signal_guest(chan);
 				}
 				polled_at = n;
-				if (vmbus_ring_poll(&chan->g2h, CHAN_POLL_NS))
+				if (vmbus_ring_poll(&chan->g2h, poll_ns))
 					continue;
 			}
 			if (!vmbus_ring_unmask(&chan->g2h))
@@ -156,7 +172,7 @@ static int chan_process(struct vmbus_chan *chan, bool *more)
 			chan->need_signal = true;
 		if (chan->backlog)
 			break; /* mask stays set: we come back when the backlog drains */
-		if (n >= CHAN_PASS_MAX) {
+		if (n >= max || (deadline_ns && util_now_ns() > deadline_ns)) {
 			*more = true;
 			break;
 		}
@@ -174,27 +190,54 @@ static struct vmbus_chan_fd *chan_fd_find(struct vmbus_chan *chan, int fd)
 	return NULL;
 }
 
+/* Runs the callback of one epoll event of the channel's set (drain mutex held). */
+static void chan_fd_event(struct vmbus_chan *chan, uint64_t tag)
+{
+	struct vmbus_chan_fd *f;
+
+	if (tag < CHAN_EV_FD_BASE)
+		return;
+	f = chan_fd_find(chan, (int)(tag - CHAN_EV_FD_BASE));
+	if (f) {
+		struct vmbus_chan_fd copy = *f;
+
+		copy.cb(chan, copy.fd, copy.opaque);
+	}
+}
+
+static void chan_signal_if_owed(struct vmbus_chan *chan)
+{
+	if (chan->need_signal) {
+		chan->need_signal = false;
+		vmbus_chan_signal_guest(chan);
+	}
+}
+
+/* Returns with the drain mutex released; the caller closes the device. */
 static void chan_loop(struct vmbus_chan *chan)
 {
+	pthread_mutex_t *drain = &chan->slot->drain;
 	struct epoll_event evs[8];
 	uint64_t v;
 
 	for (;;) {
-		bool more = false;
+		bool more = false, failed;
 		int n, r;
 
-		if (__atomic_load_n(&chan->stop, __ATOMIC_ACQUIRE))
+		pthread_mutex_lock(drain);
+		if (__atomic_load_n(&chan->stop, __ATOMIC_ACQUIRE)) {
+			pthread_mutex_unlock(drain);
 			return;
+		}
 		if (!chan->failed) {
-			r = chan_process(chan, &more);
+			r = chan_process(chan, &more, CHAN_PASS_MAX, CHAN_POLL_NS, 0);
 			if (r < 0)
 				chan_fail(chan, r);
 		}
-		if (chan->need_signal) {
-			chan->need_signal = false;
-			vmbus_chan_signal_guest(chan);
-		}
-		if (chan->failed)
+		chan_signal_if_owed(chan);
+		failed = chan->failed;
+		pthread_mutex_unlock(drain);
+		if (failed)
 			return;
 		n = epoll_wait(chan->epfd, evs, ARRAY_SIZE(evs), more ? 0 : -1);
 		if (n < 0) {
@@ -204,9 +247,9 @@ static void chan_loop(struct vmbus_chan *chan)
 				 strerror(errno));
 			return;
 		}
+		pthread_mutex_lock(drain);
 		for (int i = 0; i < n && !chan->failed; i++) {
 			uint64_t tag = evs[i].data.u64;
-			struct vmbus_chan_fd *f;
 
 			if (tag == CHAN_EV_CTL) {
 				if (read(chan->ctlfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
@@ -214,44 +257,112 @@ static void chan_loop(struct vmbus_chan *chan)
 			} else if (tag == CHAN_EV_GUEST) {
 				if (read(chan->guestfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 					log_debug(VMBUS_LOG, "guest eventfd read failed");
-			} else if ((f = chan_fd_find(chan, (int)(tag - CHAN_EV_FD_BASE)))) {
-				struct vmbus_chan_fd copy = *f;
-
-				copy.cb(chan, copy.fd, copy.opaque);
+			} else {
+				chan_fd_event(chan, tag);
 			}
 		}
-		if (chan->need_signal) {
-			chan->need_signal = false;
-			vmbus_chan_signal_guest(chan);
-		}
+		chan_signal_if_owed(chan);
+		pthread_mutex_unlock(drain);
 	}
+}
+
+static void chan_kick(struct vmbus_relid_slot *s)
+{
+	uint64_t one = 1;
+
+	if (write(s->fd, &one, sizeof(one)) != sizeof(one))
+		log_warn_ratelimited(VMBUS_LOG, "guest signal eventfd write failed");
+}
+
+/*
+ * The guest is streaming when it has not read our last replies yet, or when replies wait in
+ * the backlog: the channel thread serves it better (it polls with the mask set, so the guest
+ * stops signalling, and the VP goes back to the guest at once).
+ */
+static bool chan_busy(struct vmbus_chan *chan)
+{
+	uint32_t avail;
+
+	if (chan->backlog)
+		return true;
+	if (vmbus_ring_write_avail(&chan->h2g, &avail) < 0)
+		return true; /* malformed read_index: the thread's pass reports it */
+	return avail + 1 < chan->h2g.size;
+}
+
+/* Device fds that are readable now, e.g. an I/O completion posted at submit. */
+static void chan_run_ready_fds(struct vmbus_chan *chan)
+{
+	struct epoll_event evs[8];
+	int n = epoll_wait(chan->epfd, evs, ARRAY_SIZE(evs), 0);
+
+	for (int i = 0; i < n && !chan->failed; i++)
+		chan_fd_event(chan, evs[i].data.u64);
+}
+
+void vmbus_chan_on_guest_signal(void *opaque, unsigned vp, uint16_t flag)
+{
+	struct vmbus_relid_slot *s = opaque;
+	struct vmbus_chan *chan;
+	bool more = false;
+	int r;
+
+	(void)vp;
+	(void)flag;
+	/* Busy: whoever holds it (the channel thread, another VP) looks again after the kick. */
+	if (pthread_mutex_trylock(&s->drain))
+		goto kick;
+	chan = s->chan;
+	if (!chan || !chan->dev_open || chan->failed ||
+	    __atomic_load_n(&chan->stop, __ATOMIC_ACQUIRE) || chan_busy(chan)) {
+		pthread_mutex_unlock(&s->drain);
+		goto kick;
+	}
+	chan->stat_vp_drains++;
+	r = chan_process(chan, &more, CHAN_VP_PASS_MAX, 0, util_now_ns() + CHAN_VP_PASS_NS);
+	if (r < 0)
+		chan_fail(chan, r);
+	if (!chan->failed)
+		chan_run_ready_fds(chan);
+	chan_signal_if_owed(chan);
+	/* A failed channel is closed by its thread; a bounded drain leaves the rest to it. */
+	more = more || chan->failed;
+	pthread_mutex_unlock(&s->drain);
+	if (!more)
+		return;
+kick:
+	chan_kick(s);
 }
 
 static void *chan_main(void *arg)
 {
 	struct vmbus_chan *chan = arg;
 	struct vmbus_device *dev = chan->dev;
-	int r = dev->ops->open ? dev->ops->open(dev, chan, chan->user_data) : 0;
+	pthread_mutex_t *drain = &chan->slot->drain;
+	int r;
 
+	pthread_mutex_lock(drain);
+	r = dev->ops->open ? dev->ops->open(dev, chan, chan->user_data) : 0;
 	chan->open_result = r;
 	chan->dev_open = r == 0;
 	if (r) {
 		/* The device may have added fds before failing: they go with the channel. */
 		chan->nfds = 0;
 		chan_backlog_free(chan);
+		pthread_mutex_unlock(drain);
 		sem_post(&chan->opened);
 		return NULL;
 	}
 	/* Packets the device sent from open() are owed a signal like any other. */
-	if (chan->need_signal) {
-		chan->need_signal = false;
-		vmbus_chan_signal_guest(chan);
-	}
+	chan_signal_if_owed(chan);
+	pthread_mutex_unlock(drain);
 	sem_post(&chan->opened);
 	chan_loop(chan);
+	pthread_mutex_lock(drain);
 	chan->dev_open = false;
 	if (dev->ops->close)
 		dev->ops->close(dev, chan);
+	pthread_mutex_unlock(drain);
 	return NULL;
 }
 
@@ -268,6 +379,7 @@ int vmbus_chan_start(struct vmbus_chan *chan)
 	chan->backlog_tail = &chan->backlog;
 	chan->nfds = 0;
 	chan->priv = NULL;
+	chan->dev_open = false;
 	chan->epfd = epoll_create1(EPOLL_CLOEXEC);
 	chan->ctlfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (chan->epfd < 0 || chan->ctlfd < 0)
@@ -279,8 +391,14 @@ int vmbus_chan_start(struct vmbus_chan *chan)
 	if (epoll_ctl(chan->epfd, EPOLL_CTL_ADD, chan->guestfd, &ev) < 0)
 		goto fail_fds;
 	sem_init(&chan->opened, 0, 0);
+	pthread_mutex_lock(&chan->slot->drain);
+	chan->slot->chan = chan;
+	pthread_mutex_unlock(&chan->slot->drain);
 	r = pthread_create(&chan->thread, NULL, chan_main, chan);
 	if (r) {
+		pthread_mutex_lock(&chan->slot->drain);
+		chan->slot->chan = NULL;
+		pthread_mutex_unlock(&chan->slot->drain);
 		sem_destroy(&chan->opened);
 		errno = r;
 		goto fail_fds;
@@ -316,6 +434,10 @@ void vmbus_chan_stop(struct vmbus_chan *chan)
 	if (write(chan->ctlfd, &one, sizeof(one)) < 0)
 		log_warn(VMBUS_LOG, "relid %u: cannot wake the channel thread", chan->relid);
 	pthread_join(chan->thread, NULL);
+	/* A VP-thread drain still running holds the mutex: wait for it, then no more start. */
+	pthread_mutex_lock(&chan->slot->drain);
+	chan->slot->chan = NULL;
+	pthread_mutex_unlock(&chan->slot->drain);
 	chan->thread_started = false;
 	sem_destroy(&chan->opened);
 	close(chan->epfd);

@@ -4,10 +4,15 @@
  * that fills struct vmbus_device and uses the vmbus_chan_* calls below; it never touches SynIC,
  * GPADL or ring internals. Implemented by the channel server (src/vmbus/server.c).
  *
- * Threads: every channel (primary or sub-channel) has one I/O thread with an epoll loop. open,
- * packet, close and the fd callbacks of a channel run on that thread only, so per-channel VSP
- * state needs no lock. reset runs on the thread that handles channel messages (a VP thread)
- * after every channel of the device has been closed and its thread stopped.
+ * Threads: every channel (primary or sub-channel) has one I/O thread with an epoll loop. The
+ * callbacks of one channel (open, packet, close and its fd callbacks) never run concurrently,
+ * so per-channel VSP state needs no lock; but they may run on the channel thread or on a VP
+ * thread, inside the guest's HvSignalEvent (an idle channel is drained right there, so a
+ * request finished at submit is answered without a thread wake-up). They must not block for
+ * long (that VP's guest waits), must not call the host API of vmbus.h, and must not rely on
+ * thread-local state between calls. Callbacks of different channels run concurrently. reset
+ * runs on the thread that handles channel messages (a VP thread) after every channel of the
+ * device has been closed and its thread stopped.
  */
 #ifndef VIRIDIAN_VMBUS_DEVICE_H
 #define VIRIDIAN_VMBUS_DEVICE_H
@@ -66,12 +71,12 @@ struct vmbus_device {
 /*
  * Offers count sub-channels (indices 1..count) to the guest, e.g. on storvsc
  * CREATE_SUB_CHANNELS. Sub-channels already offered are kept; count is capped by
- * max_subchannels. Callable from the device's channel threads. Returns the number of
+ * max_subchannels. Callable from the device's channel callbacks. Returns the number of
  * sub-channels now offered, or -errno.
  */
 int vmbus_device_offer_subchannels(struct vmbus_device *dev, unsigned count);
 
-/* --- Channel calls for VSPs (channel thread only, unless noted) --- */
+/* --- Channel calls for VSPs (from the channel's own callbacks only, unless noted) --- */
 
 /* 0 for the primary channel, else the sub-channel index. Any thread. */
 unsigned vmbus_chan_index(const struct vmbus_chan *chan);
@@ -107,8 +112,9 @@ int vmbus_chan_send_completion(struct vmbus_chan *chan, uint64_t trans_id, const
 			       uint32_t len);
 
 /*
- * Adds fd to the channel thread's epoll loop (EPOLLIN): cb runs on the channel thread when it
- * is readable (e.g. a blockdev queue's completion eventfd). Removed automatically at close.
+ * Adds fd to the channel thread's epoll loop (EPOLLIN): cb runs when it is readable (e.g. a
+ * blockdev queue's completion eventfd), on the channel thread, or on a VP thread that just
+ * drained the channel and found fd readable. Removed automatically at close.
  */
 typedef void (*vmbus_chan_fd_cb)(struct vmbus_chan *chan, int fd, void *opaque);
 int vmbus_chan_add_fd(struct vmbus_chan *chan, int fd, vmbus_chan_fd_cb cb, void *opaque);

@@ -181,9 +181,9 @@ static struct vmbus_chan *chan_create_locked(struct vmbus_server *srv, struct vm
 				     index);
 		return NULL;
 	}
-	if (srv->relid_fd[relid] < 0) {
-		srv->relid_fd[relid] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (srv->relid_fd[relid] < 0)
+	if (srv->slots[relid].fd < 0) {
+		srv->slots[relid].fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (srv->slots[relid].fd < 0)
 			return NULL;
 	}
 	chan = calloc(1, sizeof(*chan));
@@ -456,11 +456,14 @@ static uint32_t open_channel(struct vmbus_server *srv, struct vmbus_chan *chan,
 	chan->openid = m->openid;
 	memcpy(chan->user_data, m->user_data, sizeof(chan->user_data));
 	__atomic_store_n(&chan->target_vp, m->target_vp, __ATOMIC_RELAXED);
-	chan->guestfd = srv->relid_fd[chan->relid];
+	chan->slot = &srv->slots[chan->relid];
+	chan->guestfd = chan->slot->fd;
 	/* Stale signals from an earlier open of this relid mean nothing now. */
 	if (read(chan->guestfd, &drain, sizeof(drain)) < 0 && errno != EAGAIN)
 		log_debug(VMBUS_LOG, "relid %u: eventfd drain failed", chan->relid);
-	r = hv_event_connection_register_eventfd(srv->part, chan->conn_id, chan->guestfd);
+	/* A handler, not the eventfd: an idle channel is drained on the signalling VP's thread. */
+	r = hv_event_connection_register(srv->part, chan->conn_id, vmbus_chan_on_guest_signal,
+					 chan->slot);
 	if (r < 0) {
 		MSG_WARN("OPENCHANNEL relid %u: event connection 0x%x: %d", chan->relid,
 			 chan->conn_id, r);
@@ -872,8 +875,10 @@ struct vmbus_server *vmbus_server_create(struct hv_partition *part, struct guest
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_cond_init(&srv->out_cond, NULL);
 	srv->out_tail = &srv->out_head;
-	for (unsigned i = 0; i <= VMBUS_MAX_RELID; i++)
-		srv->relid_fd[i] = -1;
+	for (unsigned i = 0; i <= VMBUS_MAX_RELID; i++) {
+		srv->slots[i].fd = -1;
+		pthread_mutex_init(&srv->slots[i].drain, NULL);
+	}
 	r = hv_message_port_register(part, VMBUS_MSG_CONN_ID, srv_port_handler, srv);
 	if (r == 0) {
 		r = hv_message_port_register(part, VMBUS_MSG_CONN_ID_4, srv_port_handler, srv);
@@ -896,6 +901,8 @@ struct vmbus_server *vmbus_server_create(struct hv_partition *part, struct guest
 	}
 	return srv;
 fail:
+	for (unsigned i = 0; i <= VMBUS_MAX_RELID; i++)
+		pthread_mutex_destroy(&srv->slots[i].drain);
 	pthread_cond_destroy(&srv->out_cond);
 	pthread_mutex_destroy(&srv->lock);
 	pthread_mutex_destroy(&srv->msg_lock);
@@ -917,9 +924,11 @@ void vmbus_server_destroy(struct vmbus_server *srv)
 	pthread_cond_signal(&srv->out_cond);
 	pthread_mutex_unlock(&srv->lock);
 	pthread_join(srv->flusher, NULL);
-	for (unsigned i = 0; i <= VMBUS_MAX_RELID; i++)
-		if (srv->relid_fd[i] >= 0)
-			close(srv->relid_fd[i]);
+	for (unsigned i = 0; i <= VMBUS_MAX_RELID; i++) {
+		if (srv->slots[i].fd >= 0)
+			close(srv->slots[i].fd);
+		pthread_mutex_destroy(&srv->slots[i].drain);
+	}
 	for (unsigned i = 0; i < srv->ndevs; i++) {
 		srv->devs[i].dev->server = NULL;
 		free(srv->devs[i].chans);

@@ -8,6 +8,12 @@
  * threads while holding it. lock (short sections, never held across a join) protects the relid
  * table, the device entries' channel arrays and the outbox; channel threads take only lock
  * (vmbus_device_offer_subchannels), so a join under msg_lock cannot deadlock.
+ *
+ * Each relid's slot has a drain mutex that serialises everything done for the channel open on
+ * it: ring access and every device callback (open, packet, fd callbacks, close). The channel
+ * thread holds it while it works (not while it sleeps); a VP thread whose HvSignalEvent finds
+ * the channel idle takes it with trylock and drains the ring itself (chan.c). Lock order:
+ * msg_lock > drain > lock; nothing under drain may take msg_lock (device callbacks cannot).
  */
 #ifndef VIRIDIAN_VMBUS_SERVER_INTERNAL_H
 #define VIRIDIAN_VMBUS_SERVER_INTERNAL_H
@@ -53,6 +59,17 @@ struct vmbus_chan_fd {
 
 struct vmbus_gpadl;
 struct vmbus_dev_entry;
+struct vmbus_chan;
+
+/*
+ * Per relid, kept for the server's life: an hv event handler may still run after its
+ * connection is unregistered (hv_hypercall.h), so what it touches must outlive channels.
+ */
+struct vmbus_relid_slot {
+	int fd; /* the guest-signal eventfd: hand-off to the channel thread */
+	pthread_mutex_t drain;
+	struct vmbus_chan *chan; /* under drain: the channel being served, NULL when none */
+};
 
 struct vmbus_chan {
 	struct vmbus_server *srv;
@@ -71,6 +88,7 @@ struct vmbus_chan {
 	uint8_t user_data[VMBUS_OPEN_USER_DATA_SIZE];
 	struct vmbus_ring g2h, h2g;
 	int epfd, ctlfd, guestfd; /* guestfd: the server's per-relid eventfd (borrowed) */
+	struct vmbus_relid_slot *slot; /* &srv->slots[relid] */
 	pthread_t thread;
 	bool thread_started;
 	sem_t opened; /* the thread posts it after ops->open */
@@ -84,6 +102,7 @@ struct vmbus_chan {
 	struct vmbus_chan_fd fds[VMBUS_CHAN_MAX_FDS];
 	unsigned nfds;
 	uint64_t stat_signals;
+	uint64_t stat_vp_drains; /* signals served on the signalling VP's thread */
 };
 
 struct vmbus_dev_entry {
@@ -130,7 +149,7 @@ struct vmbus_server {
 	struct vmbus_dev_entry devs[VMBUS_MAX_DEVICES];
 	unsigned ndevs;
 	struct vmbus_chan *relids[VMBUS_MAX_RELID + 1];
-	int relid_fd[VMBUS_MAX_RELID + 1]; /* eventfd per relid, kept for the server's life */
+	struct vmbus_relid_slot slots[VMBUS_MAX_RELID + 1];
 
 	struct vmbus_gpadl *gpadls;
 	unsigned ngpadls;
@@ -149,6 +168,8 @@ struct vmbus_server {
 int vmbus_chan_start(struct vmbus_chan *chan);
 void vmbus_chan_stop(struct vmbus_chan *chan);
 void vmbus_chan_signal_guest(struct vmbus_chan *chan);
+/* hv event handler of an open channel's connection (opaque: its struct vmbus_relid_slot). */
+void vmbus_chan_on_guest_signal(void *opaque, unsigned vp, uint16_t flag);
 
 /* server.c: message entry point (also used by the fuzz target). */
 uint16_t vmbus_server_handle_message(struct vmbus_server *srv, unsigned vp, const void *msg,

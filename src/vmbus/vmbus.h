@@ -5,7 +5,7 @@
  * message ports for INITIATE_CONTACT (connection id 4 and 1) and the negotiated message
  * connection id, receives HvPostMessage payloads on the posting VP's thread, answers through
  * hv_synic_post_message on the guest's target VP and SINT 2, and registers one event
- * connection per open channel (an eventfd read by the channel's I/O thread).
+ * connection per open channel (drained on the signalling VP when idle, else by its I/O thread).
  *
  * Wiring (viridian run / vmwp): after hv_partition_create: vmbus_server_create(), then
  * vmbus_server_add_device() for each VSP, before the vCPUs start. On VM reboot:
