@@ -223,6 +223,11 @@ static void parse_fadt(const struct acpi_header *h)
 	acpi.pm_tmr_32bit = acpi.fadt_flags & (1u << 8);
 
 	/* Legacy I/O port blocks, superseded below by the 64-bit GAS forms when present. */
+	if (rd32(f + 56) && f[88] >= 4) {
+		acpi.pm1a_sts = (struct acpi_gas){ACPI_GAS_IO, 16, 0, 2, rd32(f + 56)};
+		acpi.pm1a_en = acpi.pm1a_sts;
+		acpi.pm1a_en.addr += f[88] / 2;
+	}
 	if (rd32(f + 64) && f[89] >= 2)
 		acpi.pm1a_cnt = (struct acpi_gas){ACPI_GAS_IO, 16, 0, 2, rd32(f + 64)};
 	if (rd32(f + 68) && f[89] >= 2)
@@ -231,6 +236,18 @@ static void parse_fadt(const struct acpi_header *h)
 		acpi.pm_tmr = (struct acpi_gas){ACPI_GAS_IO, 32, 0, 3, rd32(f + 76)};
 	if (len >= 148 && rd64(f + 140))
 		dsdt = rd64(f + 140);
+	if (len >= 160) {
+		struct acpi_gas g;
+
+		/* X_PM1a_EVT_BLK: status is its first half, at the block's own address. */
+		rd_gas(f + 148, &g);
+		if (g.addr && f[88] >= 4) {
+			g.bit_width = 16;
+			acpi.pm1a_sts = g;
+			acpi.pm1a_en = g;
+			acpi.pm1a_en.addr += f[88] / 2;
+		}
+	}
 	if (len >= 184) {
 		struct acpi_gas g;
 

@@ -52,6 +52,8 @@ struct acpi_info {
 	uint8_t acpi_enable;
 	uint8_t century; /* CMOS index of the century, 0 if none */
 	struct acpi_gas pm1a_cnt, pm1b_cnt, pm_tmr, sleep_ctl;
+	struct acpi_gas pm1a_sts; /* first half of the PM1a event block: PM1 status */
+	struct acpi_gas pm1a_en; /* second half: PM1 enable */
 	bool pm_tmr_32bit;
 	bool s5_found;
 	uint8_t slp_typa, slp_typb;

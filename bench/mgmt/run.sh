@@ -15,7 +15,7 @@ for _ in $(seq 100); do [ -S "$T/api.sock" ] && break; sleep 0.05; done
 : >"$T/kernel"
 for i in $(seq -w 64); do
 	curl -sf -o /dev/null --unix-socket "$T/api.sock" -X POST -H 'Content-Type: application/json' \
-		-d "{\"name\":\"bench-$i\",\"kernel\":\"$T/kernel\",\"memory_mb\":32,\"cmdline\":\"idle\"}" \
+		-d "{\"name\":\"bench-$i\",\"kernel\":\"$T/kernel\",\"memory_mb\":32,\"cmdline\":\"tests=idle\"}" \
 		http://v/v1/vms
 done
 "$build/bench/mgmt/bench_mgmt" "$T/api.sock" 7 400

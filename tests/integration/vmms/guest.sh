@@ -32,7 +32,7 @@ field() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sys.
 "$VIRIDIAN" vmms --state-dir "$T/state" --socket "$SOCK" 2>"$T/daemon.log" &
 DPID=$!
 for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.05; done
-req POST /v1/vms "{\"name\":\"g\",\"kernel\":\"$GUEST\",\"memory_mb\":32,\"cmdline\":\"idle\"}"
+req POST /v1/vms "{\"name\":\"g\",\"kernel\":\"$GUEST\",\"memory_mb\":32,\"cmdline\":\"tests=idle\"}"
 req POST /v1/vms/g/start
 check "${names[0]}" '[ "$(field state)" = Running ]'
 con=$(field console_socket)

@@ -43,7 +43,7 @@ a=()
 for i in $(seq "$VMS"); do
 	[ "$i" -gt 1 ] && a+=(--next)
 	a+=(-s -o /dev/null -w '%{http_code}\n' --unix-socket "$SOCK" -X POST -H 'Content-Type: application/json'
-		-d "{\"name\":\"vm$i\",\"kernel\":\"$T/kernel\",\"memory_mb\":32,\"cmdline\":\"idle\"}" http://v/v1/vms
+		-d "{\"name\":\"vm$i\",\"kernel\":\"$T/kernel\",\"memory_mb\":32,\"cmdline\":\"tests=idle\"}" http://v/v1/vms
 		--next -s -o "$T/start.$i" -w '%{http_code}\n' --unix-socket "$SOCK" -X POST "http://v/v1/vms/vm$i/start")
 done
 curl "${a[@]}" >"$T/codes"
