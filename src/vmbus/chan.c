@@ -11,7 +11,8 @@
  * and signals the guest: a request the device finishes at submit (a page-cache read) is then
  * answered inside the guest's own hypercall, with no thread wake-up. Otherwise the signal is
  * handed to the channel thread through the eventfd, as before. A guest that is streaming keeps
- * going to the channel thread, which polls with the interrupt mask set, so it need not signal.
+ * going to the channel thread, which polls with the interrupt mask set, so it need not signal
+ * (a signal soon after the thread last read several packets in one pass counts as streaming).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -35,6 +36,8 @@
 /* A drain on a VP thread takes the guest's own CPU time: bounded, then the thread goes on. */
 #define CHAN_VP_PASS_MAX 64u
 #define CHAN_VP_PASS_NS 50000u
+/* A signal this soon after the channel thread last read packets goes to the thread. */
+#define CHAN_VP_AFTER_THREAD_NS 100000u
 
 enum { CHAN_EV_CTL = 0, CHAN_EV_GUEST = 1, CHAN_EV_FD_BASE = 2 };
 
@@ -116,15 +119,18 @@ static int chan_backlog_flush(struct vmbus_chan *chan)
 /*
  * One pass (drain mutex held): backlog first, then the guest's packets, at most max of them
  * and, when deadline_ns is not 0, until then. poll_ns: how long to look for more packets with
- * the mask still set after traffic (0: unmask at once). *more = stopped early with work left.
+ * the mask still set after traffic (0: unmask at once). *more = stopped early with work left;
+ * *count = packets that were in the ring together (handled before it first ran empty).
  */
-static int chan_process(struct vmbus_chan *chan, bool *more, unsigned max, uint64_t poll_ns,
-			uint64_t deadline_ns)
+static int chan_process(struct vmbus_chan *chan, bool *more, unsigned *count, unsigned max,
+			uint64_t poll_ns, uint64_t deadline_ns)
 {
 	struct vmbus_pkt pkt;
 	unsigned n = 0, polled_at = 0;
+	bool emptied = false;
 	int r;
 
+	*count = 0;
 	if (chan->backlog) {
 		r = chan_backlog_flush(chan);
 		if (r < 0)
@@ -136,6 +142,7 @@ static int chan_process(struct vmbus_chan *chan, bool *more, unsigned max, uint6
 	for (;;) {
 		r = vmbus_ring_peek(&chan->g2h, &pkt);
 		if (r == -EAGAIN) {
+			emptied = true;
 			/*
 			 * read_index must be current before the mask drops: the guest signals only
 			 * when it sees the ring empty (read_index == its old write_index, §7.5).
@@ -167,6 +174,8 @@ static int chan_process(struct vmbus_chan *chan, bool *more, unsigned max, uint6
 		if (r == -EPROTO || chan->failed)
 			return -EPROTO;
 		vmbus_ring_consume(&chan->g2h);
+		if (!emptied)
+			*count = n + 1;
 		n++;
 		if (n % CHAN_PUBLISH_EVERY == 0 && vmbus_ring_read_done(&chan->g2h))
 			chan->need_signal = true;
@@ -230,9 +239,14 @@ static void chan_loop(struct vmbus_chan *chan)
 			return;
 		}
 		if (!chan->failed) {
-			r = chan_process(chan, &more, CHAN_PASS_MAX, CHAN_POLL_NS, 0);
+			unsigned npkts;
+
+			r = chan_process(chan, &more, &npkts, CHAN_PASS_MAX, CHAN_POLL_NS, 0);
 			if (r < 0)
 				chan_fail(chan, r);
+			/* Several packets waiting at once: the guest streams (QD1 sends one). */
+			if (npkts > 1)
+				chan->thread_traffic_ns = util_now_ns();
 		}
 		chan_signal_if_owed(chan);
 		failed = chan->failed;
@@ -287,7 +301,13 @@ static bool chan_busy(struct vmbus_chan *chan)
 		return true;
 	if (vmbus_ring_write_avail(&chan->h2g, &avail) < 0)
 		return true; /* malformed read_index: the thread's pass reports it */
-	return avail + 1 < chan->h2g.size;
+	if (avail + 1 < chan->h2g.size)
+		return true;
+	/*
+	 * The thread just streamed and only now unmasked: this signal starts the guest's next
+	 * burst, which the thread takes with one signal; a drain here would cost a second one.
+	 */
+	return util_now_ns() - chan->thread_traffic_ns < CHAN_VP_AFTER_THREAD_NS;
 }
 
 /* Device fds that are readable now, e.g. an I/O completion posted at submit. */
@@ -305,6 +325,7 @@ void vmbus_chan_on_guest_signal(void *opaque, unsigned vp, uint16_t flag)
 	struct vmbus_relid_slot *s = opaque;
 	struct vmbus_chan *chan;
 	bool more = false;
+	unsigned n;
 	int r;
 
 	(void)vp;
@@ -319,7 +340,7 @@ void vmbus_chan_on_guest_signal(void *opaque, unsigned vp, uint16_t flag)
 		goto kick;
 	}
 	chan->stat_vp_drains++;
-	r = chan_process(chan, &more, CHAN_VP_PASS_MAX, 0, util_now_ns() + CHAN_VP_PASS_NS);
+	r = chan_process(chan, &more, &n, CHAN_VP_PASS_MAX, 0, util_now_ns() + CHAN_VP_PASS_NS);
 	if (r < 0)
 		chan_fail(chan, r);
 	if (!chan->failed)
@@ -380,6 +401,7 @@ int vmbus_chan_start(struct vmbus_chan *chan)
 	chan->nfds = 0;
 	chan->priv = NULL;
 	chan->dev_open = false;
+	chan->thread_traffic_ns = 0;
 	chan->epfd = epoll_create1(EPOLL_CLOEXEC);
 	chan->ctlfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (chan->epfd < 0 || chan->ctlfd < 0)

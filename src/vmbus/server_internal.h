@@ -101,6 +101,7 @@ struct vmbus_chan {
 	bool waiting_space; /* pending_send_sz set for the backlog head */
 	struct vmbus_chan_fd fds[VMBUS_CHAN_MAX_FDS];
 	unsigned nfds;
+	uint64_t thread_traffic_ns; /* under drain: when the thread last read guest packets */
 	uint64_t stat_signals;
 	uint64_t stat_vp_drains; /* signals served on the signalling VP's thread */
 };
