@@ -405,12 +405,27 @@ int vmbus_ring_write(struct vmbus_ring *r, uint16_t type, uint16_t flags, uint64
 	d.flags = flags;
 	d.trans_id = trans_id;
 	old = r->wr;
-	off = ring_copy_in(r, old, &d, sizeof(d));
-	for (i = 0; i < iovcnt; i++)
-		off = ring_copy_in(r, off, iov[i].iov_base, (uint32_t)iov[i].iov_len);
-	off = ring_copy_in(r, off, zero, len - (uint32_t)sizeof(d) - (uint32_t)body);
 	trailer = (uint64_t)old << 32;
-	off = ring_copy_in(r, off, &trailer, sizeof(trailer));
+	if (ring_contig(r, old) >= space) {
+		/* No wrap or page break (the common case): fixed-size copies inline. */
+		uint8_t *p = ring_at(r, old), *q = p + sizeof(d);
+
+		memcpy(p, &d, sizeof(d));
+		for (i = 0; i < iovcnt; i++) {
+			if (iov[i].iov_len)
+				memcpy(q, iov[i].iov_base, iov[i].iov_len);
+			q += iov[i].iov_len;
+		}
+		memset(q, 0, len - (uint32_t)sizeof(d) - (uint32_t)body);
+		memcpy(p + len, &trailer, sizeof(trailer));
+		off = ring_add(r, old, space);
+	} else {
+		off = ring_copy_in(r, old, &d, sizeof(d));
+		for (i = 0; i < iovcnt; i++)
+			off = ring_copy_in(r, off, iov[i].iov_base, (uint32_t)iov[i].iov_len);
+		off = ring_copy_in(r, off, zero, len - (uint32_t)sizeof(d) - (uint32_t)body);
+		off = ring_copy_in(r, off, &trailer, sizeof(trailer));
+	}
 	r->wr = off;
 	st_release(&r->ctrl->write_index, off);
 	/* Publish before reading interrupt_mask and read_index (§7.5). */

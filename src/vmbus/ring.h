@@ -104,9 +104,10 @@ bool vmbus_ring_read_done(struct vmbus_ring *r);
  * waits up to budget_ns for more packets, looking at write_index once per nap (see
  * vmbus_ring_set_nap) instead of spinning on it. The guest writes that cache line for every
  * packet; a reader spinning on it turns each of those writes into a cross-core transfer and
- * slows the guest down several times. true = there is something for peek (a packet, or a
- * malformed index peek will report), false = still empty: unmask and wait for a signal.
- * Publishes nothing: call vmbus_ring_read_done() first so the guest sees the space.
+ * slows the guest down (bench/ring: 1.3-1.5x fewer packets/s than with a 2 us nap). true = there is
+ * something for peek (a packet, or a malformed index peek will report), false = still empty: unmask
+ * and wait for a signal. Publishes nothing: call vmbus_ring_read_done() first so the guest sees the
+ * space.
  */
 bool vmbus_ring_poll(struct vmbus_ring *r, uint64_t budget_ns);
 /* Time between looks in vmbus_ring_poll (default VMBUS_RING_NAP_NS); 0 = look continuously. */
