@@ -240,8 +240,38 @@ static int teardown(void **state)
 	return 0;
 }
 
-int main(void)
+/*
+ * `test_harness_storage --expect LUN NCH MIB OUT`: writes the raw image a fresh, zeroed
+ * writable LUN must equal after a real `storage` run with NCH channels (the vCPU count), for
+ * `qemu-img compare` on a KVM host.
+ */
+static int expect_main(char **argv)
 {
+	unsigned lun = (unsigned)strtoul(argv[2], NULL, 0),
+		 nch = (unsigned)strtoul(argv[3], NULL, 0);
+	uint64_t size = strtoull(argv[4], NULL, 0) << 20;
+	uint8_t *img = size ? calloc(1, size) : NULL;
+	FILE *f;
+
+	if (!img || !nch || storage_unmap_start(nch) + STORAGE_BLOCK > size) {
+		fprintf(stderr, "--expect: need NCH >= 1 and MIB >= %u\n",
+			(unsigned)((storage_unmap_start(nch ? nch : 1) + STORAGE_BLOCK) >> 20));
+		return 2;
+	}
+	apply_layout(img, size, lun, nch); /* same code as the in-process check */
+	f = fopen(argv[5], "wb");
+	if (!f || fwrite(img, 1, size, f) != size || fclose(f)) {
+		fprintf(stderr, "--expect: cannot write %s\n", argv[5]);
+		return 1;
+	}
+	free(img);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 6 && !strcmp(argv[1], "--expect"))
+		return expect_main(argv);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_storage_scenario_in_process, setup, teardown),
 	};
