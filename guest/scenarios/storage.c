@@ -23,6 +23,11 @@
 #define MAX_LUNS 16u
 #define CHUNK (128u * 1024u) /* under STORVSC_MAX_XFER at any buffer offset */
 #define BUF_PAGES (CHUNK / 4096u + 2u)
+/*
+ * The freestanding guest's page pool (2 MiB) holds the rings of four channels (64 pages each
+ * at Linux's 128 KiB per direction) next to everything else: more vCPUs share them.
+ */
+#define MAX_SUBCHANNELS 3u
 
 struct lun_info {
 	uint8_t lun;
@@ -488,7 +493,10 @@ static void storage_run(void)
 	/* One sub-channel per extra vCPU, targeting that vCPU (Linux's choice). */
 	for (unsigned i = 0; i + 1 < ncpu && i < ARRAY_SIZE(targets); i++)
 		targets[i] = w->vp[i + 1].ready ? w->vp[i + 1].vp_index : i + 1;
-	ret = storvsc_create_subchannels(&sc, ncpu - 1, targets);
+	if (ncpu - 1 > MAX_SUBCHANNELS)
+		printf("# storage: %u vCPUs, sub-channels capped at %u (guest page pool)\n", ncpu,
+		       MAX_SUBCHANNELS);
+	ret = storvsc_create_subchannels(&sc, MIN(ncpu - 1, MAX_SUBCHANNELS), targets);
 	if (ret < 0) {
 		snprintf(why, sizeof(why), "CREATE_SUB_CHANNELS / open failed (%d)", ret);
 		LINE_FAIL("sub-channels");
