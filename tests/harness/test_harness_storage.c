@@ -7,6 +7,8 @@
  * the guest opens two sub-channels. Afterwards the images must hold exactly what
  * guest/storvsc/storage_layout.h says: LUN 0 and LUN 2 checked with `qemu-img compare`
  * against expected raw files, LUN 1 (and its untouched parent) through the disk API.
+ * With --one-vp: one vCPU (no sub-channels) and one VHDX LUN (tguest_hv() keeps its partition
+ * for the whole process, so every harness needs its own run).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -219,6 +221,49 @@ static void test_storage_scenario_in_process(void **state)
 	free(got);
 }
 
+/* One vCPU (no sub-channels) and one VHDX: the read-only line is the only skip. */
+static void test_storage_one_vp_one_disk(void **state)
+{
+	const struct scenario *s = scenario_ptr_storage_scenario;
+	struct harness_config hc = {.nvps = 1, .ram_size = RAM};
+	struct storvsp_lun_config lun = {.path = path_in("d0.vhdx"), .format = DISK_FORMAT_VHDX};
+	struct storvsp_config cfg = {.luns = &lun, .nluns = 1, .max_subchannels = 0};
+	struct vmbus_server *srv;
+	struct vmbus_device *dev;
+	struct harness *h;
+	uint8_t *exp, *got;
+
+	(void)state;
+	create(lun.path, DISK_FORMAT_VHDX, DISK_TYPE_DYNAMIC, SIZE_VHDX, 0, NULL);
+	h = harness_create(&hc);
+	assert_non_null(h);
+	srv = vmbus_server_create(harness_part(h), harness_gm(h));
+	dev = vsp_storvsp_create(&cfg);
+	assert_non_null(srv);
+	assert_non_null(dev);
+	assert_int_equal(vmbus_server_add_device(srv, dev), 0);
+	harness_bind(h, 0);
+	shim_setup(1, RAM, "tests=storage storage.mib0=16");
+	s->run();
+	vmbus_server_destroy(srv);
+	vsp_storvsp_destroy(dev);
+	harness_unbind();
+	harness_destroy(h);
+	if (shim.not_ok)
+		fail_msg("storage: %u not ok; first: %s", shim.not_ok, shim.first_failure);
+	assert_int_equal(shim.lines, STORAGE_LINES);
+	assert_int_equal(shim.skipped, 1);
+	exp = calloc(1, SIZE_VHDX);
+	got = malloc(SIZE_VHDX);
+	assert_non_null(exp);
+	assert_non_null(got);
+	apply_layout(exp, SIZE_VHDX, 0, 1);
+	read_all(lun.path, got, SIZE_VHDX);
+	assert_memory_equal(exp, got, SIZE_VHDX);
+	free(exp);
+	free(got);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -272,9 +317,15 @@ int main(int argc, char **argv)
 {
 	if (argc == 6 && !strcmp(argv[1], "--expect"))
 		return expect_main(argv);
+	/* tguest_hv() sets the partition up once per process: one harness per run. */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_storage_scenario_in_process, setup, teardown),
 	};
+	const struct CMUnitTest one_vp[] = {
+		cmocka_unit_test_setup_teardown(test_storage_one_vp_one_disk, setup, teardown),
+	};
 
+	if (argc == 2 && !strcmp(argv[1], "--one-vp"))
+		return cmocka_run_group_tests(one_vp, NULL, NULL);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
