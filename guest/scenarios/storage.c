@@ -6,6 +6,16 @@
  * unaligned multi-page buffers on every channel, SYNCHRONIZE CACHE, UNMAP, a write to the
  * read-only LUN failing with DATA PROTECT, and every region read back on another channel.
  * What lands in the images is fixed by storvsc/storage_layout.h. Explicit only.
+ *
+ * On a KVM host (NCH = min(vCPUs, 4) channels; writable LUNs need >= 2 * NCH + 4 MiB):
+ *   viridian vhd create -f vhdx --block-size 2M d0.vhdx 16M
+ *   viridian vhd create -f vhd p1.vhd 16M; viridian vhd create -f vhd --parent p1.vhd d1.vhd
+ *   viridian vhd create -f raw --type fixed d2.img 8M
+ *   viridian run --kernel tguest.elf --memory 128M --serial stdio --no-reboot --cpus 4
+ *     --disk d0.vhdx --disk d1.vhd --disk d2.img,ro,format=raw
+ *     --cmdline "tests=storage storage.mib0=16 storage.mib1=16 storage.mib2=8"
+ * then `test_harness_storage --expect LUN NCH MIB e.raw` and `qemu-img compare e.raw IMAGE`
+ * for LUNs 0 and 1 (d2.img stays all zeros).
  */
 #include <stdint.h>
 
