@@ -34,6 +34,22 @@ enum slot_state {
 };
 
 struct convert;
+struct convert_slot;
+
+/*
+ * Writes go out in pieces of at most CONVERT_WRITE_CHUNK bytes, all at once. The page cache
+ * sizes its folios after the write that creates them, and a later 4 KiB write into a 2 MiB
+ * folio costs ext4 a walk over all 512 of its buffer heads: an image written in 2 MiB calls
+ * took 4x longer per random 4 KiB write afterwards (53k against 179k per second here) than
+ * one written in 128 KiB calls, for every program that uses the image.
+ */
+#define CONVERT_WRITE_CHUNK (128u << 10)
+
+struct convert_piece {
+	struct convert_slot *s;
+	struct iovec iov;
+	struct blockdev_req req;
+};
 
 struct convert_slot {
 	struct convert *c;
@@ -41,7 +57,9 @@ struct convert_slot {
 	uint64_t off; /* device offset of buf[0] */
 	uint64_t len;
 	uint64_t wpos; /* next byte of buf to look at for writing */
-	uint64_t wlen; /* length of the write in flight */
+	uint64_t wend; /* end of the run being written */
+	unsigned wpending; /* pieces in flight */
+	struct convert_piece *piece; /* room for a whole buffer's pieces */
 	enum slot_state state;
 	struct iovec iov;
 	struct blockdev_req req;
@@ -119,20 +137,28 @@ static void convert_start_writeback(struct convert *c, uint64_t written)
 	(void)sync_file_range(c->dst->data_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 }
 
+/* The last piece of a run frees or re-arms the slot; the buffer is busy until then. */
+static void convert_piece_put(struct convert_slot *s)
+{
+	if (--s->wpending)
+		return;
+	s->wpos = s->wend;
+	s->state = s->c->error ? SLOT_FREE : SLOT_READY;
+}
+
 static void convert_write_done(struct blockdev_req *req, int result)
 {
-	struct convert_slot *s = req->opaque;
+	struct convert_piece *p = req->opaque;
+	struct convert *c = p->s->c;
 
 	if (result) {
-		convert_set_error(s->c, result, "writing the target", s->off + s->wpos);
-		s->state = SLOT_FREE;
-		return;
+		convert_set_error(c, result, "writing the target", req->offset);
+	} else {
+		c->st.bytes_written += p->iov.iov_len;
+		c->done += p->iov.iov_len;
+		convert_start_writeback(c, p->iov.iov_len);
 	}
-	s->c->st.bytes_written += s->wlen;
-	s->c->done += s->wlen;
-	convert_start_writeback(s->c, s->wlen);
-	s->wpos += s->wlen;
-	s->state = SLOT_READY;
+	convert_piece_put(p->s);
 }
 
 /* Runs req on q, or synchronously (callback invoked here) when there is no queue. */
@@ -282,23 +308,35 @@ static void convert_drain_slot(struct convert *c, struct convert_slot *s)
 		return;
 	}
 	s->wpos = start;
-	s->wlen = end - start;
-	s->iov.iov_base = s->buf + start;
-	s->iov.iov_len = s->wlen;
-	s->req = (struct blockdev_req){
-		.op = BLOCKDEV_OP_WRITE,
-		.offset = s->off + start,
-		.iov = &s->iov,
-		.iovcnt = 1,
-		.complete = convert_write_done,
-		.opaque = s,
-	};
+	s->wend = end;
 	s->state = SLOT_WRITING;
-	r = convert_submit(c->dq, c->dst, &s->req);
-	if (r < 0) {
-		s->state = SLOT_FREE;
-		convert_set_error(c, r, "queueing a target write", s->off + start);
+	s->wpending = 1; /* held while submitting: synchronous completions run in here */
+	for (uint64_t pos = start, i = 0; pos < end; i++) {
+		uint64_t dev = s->off + pos;
+		uint64_t n = MIN(end - pos,
+				 ALIGN_DOWN(dev, CONVERT_WRITE_CHUNK) + CONVERT_WRITE_CHUNK - dev);
+		struct convert_piece *p = &s->piece[i];
+
+		p->iov.iov_base = s->buf + pos;
+		p->iov.iov_len = n;
+		p->req = (struct blockdev_req){
+			.op = BLOCKDEV_OP_WRITE,
+			.offset = dev,
+			.iov = &p->iov,
+			.iovcnt = 1,
+			.complete = convert_write_done,
+			.opaque = p,
+		};
+		s->wpending++;
+		r = convert_submit(c->dq, c->dst, &p->req);
+		if (r < 0) {
+			s->wpending--;
+			convert_set_error(c, r, "queueing a target write", dev);
+			break;
+		}
+		pos += n;
 	}
+	convert_piece_put(s);
 }
 
 static void convert_wait(struct convert *c)
@@ -330,6 +368,7 @@ int disk_convert(struct blockdev *src, struct blockdev *dst, const struct disk_c
 {
 	struct convert *c;
 	uint64_t last_report = 0;
+	unsigned npieces;
 	int r = 0;
 
 	if (dst->size < src->size) {
@@ -359,17 +398,24 @@ int disk_convert(struct blockdev *src, struct blockdev *dst, const struct disk_c
 		free(c);
 		return -ENOTSUP;
 	}
+	npieces = c->buf_size / CONVERT_WRITE_CHUNK + 2; /* unaligned runs straddle one more */
 	for (unsigned i = 0; i < c->nslots; i++) {
 		c->slots[i].c = c;
-		if (posix_memalign((void **)&c->slots[i].buf, 4096, c->buf_size)) {
+		c->slots[i].piece = calloc(npieces, sizeof(*c->slots[i].piece));
+		if (!c->slots[i].piece ||
+		    posix_memalign((void **)&c->slots[i].buf, 4096, c->buf_size)) {
 			r = -ENOMEM;
 			goto out;
 		}
+		for (unsigned k = 0; k < npieces; k++)
+			c->slots[i].piece[k].s = &c->slots[i];
 	}
 	if (c->nslots > 1) {
 		/* No queue (e.g. engine unavailable): fall back to synchronous calls. */
 		c->sq = blockdev_queue_create(src, c->nslots, BLOCKDEV_ENGINE_AUTO);
-		c->dq = c->sq ? blockdev_queue_create(dst, c->nslots, BLOCKDEV_ENGINE_AUTO) : NULL;
+		c->dq = c->sq ? blockdev_queue_create(dst, c->nslots * npieces,
+						      BLOCKDEV_ENGINE_AUTO)
+			      : NULL;
 		if (!c->dq && c->sq) {
 			blockdev_queue_destroy(c->sq);
 			c->sq = NULL;
@@ -419,8 +465,10 @@ out:
 		blockdev_queue_destroy(c->sq);
 	if (c->dq)
 		blockdev_queue_destroy(c->dq);
-	for (unsigned i = 0; i < c->nslots; i++)
+	for (unsigned i = 0; i < c->nslots; i++) {
 		free(c->slots[i].buf);
+		free(c->slots[i].piece);
+	}
 	if (stats)
 		*stats = c->st;
 	free(c);
