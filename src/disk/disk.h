@@ -31,6 +31,12 @@ enum disk_type {
 #define DISK_OPEN_DIRECT (1u << 1) /* O_DIRECT on the data file */
 /* Open even with a dirty log/bad secondary structures, read-only, for check/info. */
 #define DISK_OPEN_NO_REPLAY (1u << 2)
+/*
+ * The image need not be consistent before the caller's final flush (a convert target nobody
+ * else can see yet): allocation and metadata updates skip their intermediate write barriers;
+ * blockdev_flush() still makes everything durable. Formats without barriers ignore it.
+ */
+#define DISK_OPEN_UNORDERED (1u << 3)
 
 #define DISK_MAX_CHAIN_DEPTH 64
 

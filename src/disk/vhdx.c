@@ -73,6 +73,7 @@ struct vhdx {
 	atomic_bool session; /* FileWrite/DataWriteGuid renewed in this session */
 	bool log_open; /* LogGuid set in this session */
 	bool dirty_log; /* read-only NO_REPLAY open of a dirty image */
+	bool unordered; /* DISK_OPEN_UNORDERED: data_sync() is a no-op until vhdx_flush() */
 	struct vhdx_overlay *ov;
 	size_t nov;
 	char creator[32];
@@ -350,6 +351,7 @@ static int open_headers(struct vhdx *v)
 		return -EINVAL;
 	}
 	v->log.fd = v->fd;
+	v->log.unordered = v->unordered;
 	v->log.offset = lo;
 	v->log.length = (uint32_t)ll;
 	v->log.guid = v->hdr.log_guid;
@@ -960,6 +962,7 @@ static int vhdx_open(const char *path, unsigned flags, struct blockdev **out)
 	v->bd.format = "vhdx";
 	v->bd.read_only = ro;
 	v->bd.data_fd = v->fd;
+	v->unordered = !ro && (flags & DISK_OPEN_UNORDERED);
 
 	r = open_headers(v);
 	if (!r)
@@ -1234,7 +1237,7 @@ static int file_alloc(struct vhdx *v, uint64_t len, uint64_t *off)
 	return 0;
 }
 
-static int data_sync(struct vhdx *v)
+static int data_sync_now(struct vhdx *v)
 {
 	if (fdatasync(v->fd)) {
 		int r = -errno;
@@ -1242,6 +1245,12 @@ static int data_sync(struct vhdx *v)
 		return r;
 	}
 	return 0;
+}
+
+/* A write barrier between data and the metadata that points at it. */
+static int data_sync(struct vhdx *v)
+{
+	return v->unordered ? 0 : data_sync_now(v);
 }
 
 static int pwrite_data(struct vhdx *v, const uint8_t *buf, uint64_t n, uint64_t off)
@@ -1430,8 +1439,8 @@ static int vhdx_flush(struct blockdev *bd)
 	struct vhdx *v = to_vhdx(bd);
 	if (bd->read_only)
 		return 0;
-	/* Allocations already ordered data before their BAT entries. */
-	return data_sync(v);
+	/* Allocations already ordered data before their BAT entries (unless unordered). */
+	return data_sync_now(v);
 }
 
 /*

@@ -41,6 +41,7 @@ struct vhdx_log {
 	uint32_t length;
 	struct guid guid;
 	uint64_t sequence; /* last written */
+	bool unordered; /* DISK_OPEN_UNORDERED: no barrier around entries */
 };
 
 /* One 4 KiB page of metadata to log and then write in place. */

@@ -283,7 +283,7 @@ int vhdx_log_write(struct vhdx_log *log, const struct vhdx_log_page *pages, unsi
 
 	int r = util_pwrite_full(log->fd, buf, len, (off_t)log->offset);
 	free(buf);
-	if (!r && fdatasync(log->fd))
+	if (!r && !log->unordered && fdatasync(log->fd))
 		r = -errno;
 	if (r) {
 		err_set("cannot write the VHDX log: %s", strerror(-r));
@@ -297,7 +297,7 @@ int vhdx_log_write(struct vhdx_log *log, const struct vhdx_log_page *pages, unsi
 		_exit(137);
 	for (unsigned i = 0; i < npages && !r; i++)
 		r = util_pwrite_full(log->fd, pages[i].data, SECT, (off_t)pages[i].file_offset);
-	if (!r && fdatasync(log->fd))
+	if (!r && !log->unordered && fdatasync(log->fd))
 		r = -errno;
 	if (r)
 		err_set("cannot update VHDX metadata: %s", strerror(-r));
