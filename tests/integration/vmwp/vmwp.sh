@@ -136,9 +136,12 @@ check "seccomp: normal exit under the filter removes the sockets" \
 if [ "$(id -u)" != 0 ] || ! id nobody >/dev/null 2>&1; then
 	skip "user in vm.json: the sandboxed worker runs as that user" "needs root and user nobody"
 else
-	# The user reads the kernel again on every reboot, so it must be able to reach it.
+	# The user reads the kernel again on every reboot, so it must be able to reach it; the
+	# checkout may sit under a 0700 directory, so the kernel is copied next to the VM.
 	chmod 0755 "$tmp"
-	vmjson "$tmp/us" ',"user":"nobody"'
+	cp "$K" "$tmp/kernel.elf"
+	chmod 0644 "$tmp/kernel.elf"
+	K="$tmp/kernel.elf" vmjson "$tmp/us" ',"user":"nobody"'
 	"$C" control "$tmp/us/worker.sock" '{"id":1,"cmd":"status"}' >"$tmp/ctl" &
 	cpid=$!
 	VIRIDIAN_VMWP_TEST_WAIT=2,1 VIRIDIAN_VMWP_TEST_SECCOMP=serve "$V" vmwp --vm-dir "$tmp/us" \
