@@ -241,15 +241,11 @@ static void queue_to_pool(struct blockdev_queue *q, struct blockdev_req *req)
 	pthread_mutex_unlock(&q->lock);
 }
 
+/* Finished in the caller thread: its next blockdev_queue_complete() runs it, no signal. */
 static void queue_local_done(struct blockdev_queue *q, struct blockdev_req *req, int result)
 {
-	bool first = !q->local.head;
-
 	req->result_ = result;
 	list_push(&q->local, req);
-	/* queue_collect() clears the eventfd before it takes the list: one signal is enough. */
-	if (first)
-		queue_signal(q);
 }
 
 /*
@@ -305,7 +301,7 @@ done:
 	return true;
 }
 
-static void queue_uring_flush(struct blockdev_queue *q)
+static void queue_uring_submit(struct blockdev_queue *q)
 {
 	while (q->unsubmitted) {
 		int n = io_uring_submit(&q->ring);
@@ -319,6 +315,20 @@ static void queue_uring_flush(struct blockdev_queue *q)
 		}
 		q->unsubmitted -= MIN((unsigned)n, q->unsubmitted);
 	}
+}
+
+/*
+ * Hands the prepared SQEs to the kernel. Completions posted meanwhile (page-cache reads finish
+ * inside the call) are the caller's to collect with its next complete(): the eventfd is off
+ * for the call, so they do not wake the thread that watches it (often another one).
+ */
+static void queue_uring_flush(struct blockdev_queue *q)
+{
+	bool quiet = q->unsubmitted && io_uring_cq_eventfd_toggle(&q->ring, false) == 0;
+
+	queue_uring_submit(q);
+	if (quiet)
+		io_uring_cq_eventfd_toggle(&q->ring, true);
 }
 
 /* Prepares an SQE; false when the request must take the slow path. */
@@ -495,21 +505,35 @@ static void queue_collect(struct blockdev_queue *q, struct blockdev_req_list *re
 	}
 }
 
+/* Finished requests no signal announced: done in this thread, or posted while it submitted. */
+static bool queue_unsignalled(struct blockdev_queue *q)
+{
+	return q->local.head || (q->ring_ok && io_uring_cq_ready(&q->ring));
+}
+
+#define QUEUE_COMPLETE_ROUNDS 4
+
 unsigned blockdev_queue_complete(struct blockdev_queue *q)
 {
 	struct blockdev_req_list ready;
 	struct blockdev_req *req;
-	unsigned n = 0;
+	unsigned n = 0, round = 0;
 
-	queue_collect(q, &ready);
-	/* Callbacks may submit again: batch those into one io_uring_submit. */
-	q->plugged++;
-	while ((req = list_pop(&ready))) {
-		q->inflight--;
-		n++;
-		req->complete(req, req->result_);
-	}
-	blockdev_queue_unplug(q);
+	do {
+		queue_collect(q, &ready);
+		/* Callbacks may submit again: batch those into one io_uring_submit. */
+		q->plugged++;
+		while ((req = list_pop(&ready))) {
+			q->inflight--;
+			n++;
+			req->complete(req, req->result_);
+		}
+		blockdev_queue_unplug(q);
+		/* What the callbacks submitted may have finished at once: run it too. */
+	} while (queue_unsignalled(q) && ++round < QUEUE_COMPLETE_ROUNDS);
+	/* Still more (a long chain): the fd tells the caller to come back. */
+	if (queue_unsignalled(q))
+		queue_signal(q);
 	return n;
 }
 
@@ -521,8 +545,10 @@ unsigned blockdev_queue_wait(struct blockdev_queue *q)
 
 		if (n || !q->inflight)
 			return n;
-		if (q->unsubmitted)
+		if (q->unsubmitted) {
 			queue_uring_flush(q); /* a plug left open must not hang us */
+			continue; /* what that finished at once does not signal */
+		}
 		if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
 			log_error("disk", "poll on queue eventfd: %s", strerror(errno));
 			return 0;

@@ -131,7 +131,12 @@ struct blockdev_queue *blockdev_queue_create(struct blockdev *bd, unsigned depth
 					     enum blockdev_engine engine);
 /* -EAGAIN when depth requests are in flight; -EINVAL for a bad range (not queued). */
 int blockdev_queue_submit(struct blockdev_queue *q, struct blockdev_req *req);
-/* Readable (eventfd) when completions are waiting: add it to an epoll set. */
+/*
+ * Readable (eventfd) when completions finished elsewhere (kernel, worker threads) are waiting:
+ * add it to an epoll set. Requests that finish inside submit/unplug (page-cache reads, inline
+ * writes) do not signal it, so a caller that submitted must call blockdev_queue_complete()
+ * (or _wait()) before it sleeps on the fd.
+ */
 int blockdev_queue_fd(struct blockdev_queue *q);
 /* Runs the callbacks of finished requests; returns how many. Never blocks. */
 unsigned blockdev_queue_complete(struct blockdev_queue *q);

@@ -116,6 +116,12 @@ static int chan_backlog_flush(struct vmbus_chan *chan)
 	return 0;
 }
 
+static void chan_batch_end(struct vmbus_chan *chan)
+{
+	if (chan->dev->ops->batch_end)
+		chan->dev->ops->batch_end(chan->dev, chan);
+}
+
 /*
  * One pass (drain mutex held): backlog first, then the guest's packets, at most max of them
  * and, when deadline_ns is not 0, until then. poll_ns: how long to look for more packets with
@@ -126,7 +132,7 @@ static int chan_process(struct vmbus_chan *chan, bool *more, unsigned *count, un
 			uint64_t poll_ns, uint64_t deadline_ns)
 {
 	struct vmbus_pkt pkt;
-	unsigned n = 0, polled_at = 0;
+	unsigned n = 0, polled_at = 0, batched_at = 0;
 	bool emptied = false;
 	int r;
 
@@ -143,6 +149,12 @@ static int chan_process(struct vmbus_chan *chan, bool *more, unsigned *count, un
 		r = vmbus_ring_peek(&chan->g2h, &pkt);
 		if (r == -EAGAIN) {
 			emptied = true;
+			if (n > batched_at) {
+				batched_at = n;
+				chan_batch_end(chan);
+				if (chan->failed)
+					return -EPROTO;
+			}
 			/*
 			 * read_index must be current before the mask drops: the guest signals only
 			 * when it sees the ring empty (read_index == its old write_index, §7.5).
@@ -186,9 +198,11 @@ static int chan_process(struct vmbus_chan *chan, bool *more, unsigned *count, un
 			break;
 		}
 	}
+	if (n > batched_at)
+		chan_batch_end(chan);
 	if (vmbus_ring_read_done(&chan->g2h))
 		chan->need_signal = true;
-	return 0;
+	return chan->failed ? -EPROTO : 0;
 }
 
 static struct vmbus_chan_fd *chan_fd_find(struct vmbus_chan *chan, int fd)

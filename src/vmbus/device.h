@@ -49,6 +49,13 @@ struct vmbus_device_ops {
 	 */
 	int (*packet)(struct vmbus_device *dev, struct vmbus_chan *chan,
 		      const struct vmbus_pkt *pkt);
+	/*
+	 * Optional. The packets handed over since the last call were a burst that has ended
+	 * (the guest's ring ran empty, or the pass stopped): submit the work they batched and
+	 * answer what has finished, before the server polls for more or unmasks. Runs on the
+	 * thread that ran packet().
+	 */
+	void (*batch_end)(struct vmbus_device *dev, struct vmbus_chan *chan);
 	/* The channel is going away (guest CLOSECHANNEL, rescind, reset, VM stop). */
 	void (*close)(struct vmbus_device *dev, struct vmbus_chan *chan);
 	/* Bus reset (UNLOAD, a new INITIATE_CONTACT, VM reboot): forget negotiated state. */

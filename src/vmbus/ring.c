@@ -262,6 +262,7 @@ int vmbus_ring_peek(struct vmbus_ring *r, struct vmbus_pkt *pkt)
 	pkt->payload = pkt->data + pkt->hdr_len;
 	pkt->payload_len = len - pkt->hdr_len;
 	r->cur_len = len + VMBUS_PKT_TRAILER_SIZE;
+	pkt->more = avail > r->cur_len;
 	return 0;
 }
 

@@ -61,6 +61,11 @@ struct vmbus_pkt {
 	uint32_t hdr_len; /* offset8 * 8: the payload starts at data + hdr_len */
 	const uint8_t *payload;
 	uint32_t payload_len; /* len - hdr_len (includes the sender's padding) */
+	/*
+	 * Another packet already sat behind this one when it was read: the sender is sending a
+	 * burst, so a consumer may batch work until vmbus_device_ops.batch_end. A hint only.
+	 */
+	bool more;
 };
 
 /*

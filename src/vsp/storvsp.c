@@ -88,16 +88,16 @@ struct storvsp_chan {
 	unsigned allocated, inflight;
 	bool closing;
 	/*
-	 * Submission batching: a request that arrives while others are in flight is queued
-	 * plugged, and the plug is released once the server has handed over every packet of
-	 * this pass (it polls batch_efd after the pass), so a burst costs one io_uring_enter.
+	 * Submission batching: the requests of a burst (packets the guest wrote together) queue
+	 * plugged and go to the kernel in one io_uring_enter at the burst's end (batch_end).
+	 * touched: queues with submissions whose completions may not have been signalled (see
+	 * blockdev_queue_fd): reaped before the callback that submitted returns.
 	 */
-	int batch_efd;
-	bool batch_armed;
-	/* One fd in the server's loop per channel (it has a few slots only): an epoll set of
-	 * batch_efd and every LUN queue's completion eventfd. */
-	int epfd;
 	uint64_t plugged[(STORVSP_MAX_LUNS + 63) / 64];
+	uint64_t touched[(STORVSP_MAX_LUNS + 63) / 64];
+	/* One fd in the server's loop per channel (it has a few slots only): an epoll set of
+	 * every LUN queue's completion eventfd and the hot-add notifier. */
+	int epfd;
 	/* RESET_* waiting for the channel's I/O to drain */
 	unsigned resets_pending;
 	uint64_t reset_ids[4];
@@ -235,8 +235,6 @@ static void req_fail(struct storvsp_req *r, uint8_t srb_status, uint8_t scsi_sta
 
 /* ---- I/O ---- */
 
-static void chan_run_waiting(struct storvsp_chan *ch);
-
 static void req_scsi_done(struct scsi_req *s)
 {
 	struct storvsp_req *r = (struct storvsp_req *)s;
@@ -246,64 +244,94 @@ static void req_scsi_done(struct scsi_req *s)
 	req_finish(r);
 }
 
+static bool lun_bit(const uint64_t *map, unsigned lun)
+{
+	return map[lun / 64] & (1ull << (lun % 64));
+}
+
 static void chan_unplug_all(struct storvsp_chan *ch)
 {
 	for (unsigned i = 0; i < STORVSP_MAX_LUNS; i++) {
-		if (ch->plugged[i / 64] & (1ull << (i % 64))) {
+		if (lun_bit(ch->plugged, i)) {
 			ch->plugged[i / 64] &= ~(1ull << (i % 64));
 			blockdev_queue_unplug(ch->q[i]);
 		}
 	}
 }
 
-/*
- * End of a pass: submit what the burst queued; reads the page cache holds have completed
- * inside that one system call, so their replies go out now rather than one epoll round later.
- */
-static void chan_flush_batch(struct storvsp_chan *ch)
-{
-	uint64_t was[ARRAY_SIZE(ch->plugged)];
+static void chan_run_waiting(struct storvsp_chan *ch);
 
-	memcpy(was, ch->plugged, sizeof(was));
+/*
+ * Runs the completions of every queue this channel submitted to (reads the page cache holds
+ * finished inside the submit call), then requests that waited for room, until nothing new.
+ */
+static void chan_reap(struct storvsp_chan *ch)
+{
+	bool again;
+
+	do {
+		again = false;
+		for (unsigned w = 0; w < ARRAY_SIZE(ch->touched); w++) {
+			uint64_t bits = ch->touched[w];
+
+			ch->touched[w] = 0;
+			while (bits) {
+				unsigned i = w * 64 + (unsigned)__builtin_ctzll(bits);
+
+				bits &= bits - 1;
+				blockdev_queue_complete(ch->q[i]);
+			}
+		}
+		if (ch->wait_head) {
+			chan_run_waiting(ch);
+			chan_unplug_all(ch);
+		}
+		for (unsigned w = 0; w < ARRAY_SIZE(ch->touched); w++)
+			again = again || ch->touched[w];
+	} while (again);
+}
+
+/* End of a burst: one io_uring_enter per queue for what it batched, then the replies. */
+static void storvsp_batch_end(struct vmbus_device *dev, struct vmbus_chan *chan)
+{
+	struct storvsp_chan *ch = vmbus_chan_priv(chan);
+
+	(void)dev;
+	if (!ch)
+		return;
 	chan_unplug_all(ch);
-	for (unsigned i = 0; i < STORVSP_MAX_LUNS; i++)
-		if (was[i / 64] & (1ull << (i % 64)))
-			blockdev_queue_complete(ch->q[i]);
+	chan_reap(ch);
+	chan_check_resets(ch);
 }
 
 /*
- * Plugs the LUN's queue until the end of this pass when other I/O is already in flight.
- * true = plugged (a burst: the request should queue rather than run at submit).
+ * A request of a burst (more packets follow, or earlier ones of this burst are queued)
+ * waits plugged until the burst ends. true = plugged: the request should queue rather than
+ * run at submit.
  */
-static bool chan_maybe_plug(struct storvsp_chan *ch, unsigned lun)
+static bool chan_maybe_plug(struct storvsp_chan *ch, unsigned lun, bool more)
 {
-	uint64_t one = 1;
-
-	if (!ch->inflight)
+	if (lun_bit(ch->plugged, lun))
+		return true;
+	if (!more)
 		return false;
-	if (!ch->batch_armed) {
-		if (write(ch->batch_efd, &one, sizeof(one)) != sizeof(one))
-			return false;
-		ch->batch_armed = true;
-	}
-	if (!(ch->plugged[lun / 64] & (1ull << (lun % 64)))) {
-		ch->plugged[lun / 64] |= 1ull << (lun % 64);
-		blockdev_queue_plug(ch->q[lun]);
-	}
+	ch->plugged[lun / 64] |= 1ull << (lun % 64);
+	blockdev_queue_plug(ch->q[lun]);
 	return true;
 }
 
-/* 0 = finished or queued for later, never fails. */
-static void req_submit(struct storvsp_chan *ch, struct storvsp_req *r)
+/* 0 = finished or queued for later, never fails. more: another request follows at once. */
+static void req_submit(struct storvsp_chan *ch, struct storvsp_req *r, bool more)
 {
 	struct storvsp_lun *lun = &ch->sv->luns[r->lun];
 	int ret;
 
-	r->sreq.batched = chan_maybe_plug(ch, r->lun);
+	r->sreq.batched = chan_maybe_plug(ch, r->lun, more);
 	ret = scsi_disk_execute(lun->disk, ch->q[r->lun], &r->sreq);
 
 	if (ret == 1) {
 		ch->inflight++;
+		ch->touched[r->lun / 64] |= 1ull << (r->lun % 64);
 		return;
 	}
 	if (ret == -EAGAIN) {
@@ -328,12 +356,11 @@ static void chan_run_waiting(struct storvsp_chan *ch)
 		struct storvsp_req *r = list;
 
 		list = r->next;
-		req_submit(ch, r);
+		req_submit(ch, r, list != NULL);
 	}
 }
 
-#define STORVSP_TAG_BATCH UINT32_MAX
-#define STORVSP_TAG_NOTIFY (UINT32_MAX - 1)
+#define STORVSP_TAG_NOTIFY UINT32_MAX
 
 /* Unsolicited ENUMERATE_BUS (trans_id 0, no completion): the guest rescans (§2.6). */
 static void chan_send_enumerate(struct storvsp_chan *ch)
@@ -366,19 +393,12 @@ static void chan_events(struct vmbus_chan *chan, int fd, void *opaque)
 			if (tag == STORVSP_TAG_NOTIFY) {
 				if (read(ch->sv->notify_efd, &v, sizeof(v)) == sizeof(v))
 					chan_send_enumerate(ch);
-			} else if (tag == STORVSP_TAG_BATCH) {
-				if (read(ch->batch_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-					log_warn_ratelimited("vsp", "storvsp: batch eventfd: %s",
-							     strerror(errno));
-				ch->batch_armed = false;
-				chan_flush_batch(ch);
 			} else if (tag < STORVSP_MAX_LUNS && ch->q[tag]) {
-				blockdev_queue_complete(ch->q[tag]);
+				ch->touched[tag / 64] |= 1ull << (tag % 64);
 			}
 		}
 	} while (n == (int)ARRAY_SIZE(evs));
-	if (ch->wait_head)
-		chan_run_waiting(ch);
+	chan_reap(ch);
 	chan_check_resets(ch);
 }
 
@@ -513,7 +533,7 @@ static void handle_srb(struct storvsp_chan *ch, struct storvsp_req *r, const str
 		ch->wait_tail = r;
 		return;
 	}
-	req_submit(ch, r);
+	req_submit(ch, r, pkt->more);
 }
 
 /* ---- control operations ---- */
@@ -676,8 +696,6 @@ static int storvsp_packet(struct vmbus_device *dev, struct vmbus_chan *chan,
 
 static void chan_free_fds(struct storvsp_chan *ch)
 {
-	if (ch->batch_efd >= 0)
-		close(ch->batch_efd);
 	if (ch->epfd >= 0)
 		close(ch->epfd);
 }
@@ -685,17 +703,15 @@ static void chan_free_fds(struct storvsp_chan *ch)
 static int storvsp_open(struct vmbus_device *dev, struct vmbus_chan *chan, const uint8_t *user_data)
 {
 	struct storvsp_chan *ch = calloc(1, sizeof(*ch));
-	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = STORVSP_TAG_BATCH};
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = STORVSP_TAG_NOTIFY};
 	int ret;
 
 	if (!ch)
 		return -ENOMEM;
 	ch->sv = to_sv(dev);
 	ch->chan = chan;
-	ch->batch_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	ch->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (ch->batch_efd < 0 || ch->epfd < 0 ||
-	    epoll_ctl(ch->epfd, EPOLL_CTL_ADD, ch->batch_efd, &ev) < 0) {
+	if (ch->epfd < 0) {
 		ret = -errno;
 		log_warn("vsp", "storvsp: channel %u: %s", vmbus_chan_index(chan), strerror(-ret));
 		chan_free_fds(ch);
@@ -703,7 +719,6 @@ static int storvsp_open(struct vmbus_device *dev, struct vmbus_chan *chan, const
 		return ret;
 	}
 	/* the primary channel also carries hot-add notifications */
-	ev.data.u64 = STORVSP_TAG_NOTIFY;
 	if (vmbus_chan_index(chan) == 0 && ch->sv->notify_efd >= 0 &&
 	    epoll_ctl(ch->epfd, EPOLL_CTL_ADD, ch->sv->notify_efd, &ev) < 0)
 		log_warn("vsp", "storvsp: hot-add notifications off: %s", strerror(errno));
@@ -764,6 +779,7 @@ static void storvsp_reset(struct vmbus_device *dev)
 static const struct vmbus_device_ops storvsp_ops = {
 	.open = storvsp_open,
 	.packet = storvsp_packet,
+	.batch_end = storvsp_batch_end,
 	.close = storvsp_close,
 	.reset = storvsp_reset,
 };

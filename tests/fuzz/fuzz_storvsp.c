@@ -85,7 +85,10 @@ static void deliver(uint16_t type, uint16_t flags, uint64_t id, const uint8_t *b
 	pkt.hdr_len = hdr;
 	pkt.payload = buf + hdr;
 	pkt.payload_len = len - hdr;
+	pkt.more = flags & 0x80; /* the fuzzer also decides where bursts end */
 	dev->ops->packet(dev, &chan, &pkt);
+	if (!pkt.more)
+		dev->ops->batch_end(dev, &chan);
 	chan.nreplies = 0;
 	stub_poll(&chan, 0);
 }

@@ -299,12 +299,20 @@ static void test_eventfd(void **state)
 				      .complete = one_complete,
 				      .opaque = &o};
 	assert_int_equal(blockdev_queue_submit(q, &o.req), 0);
-	assert_int_equal(poll(&pfd, 1, 5000), 1);
-	/* Readable but nothing delivered until the caller asks. */
+	/* Nothing is delivered until the caller asks. */
 	assert_int_equal(o.calls, 0);
-	while (!o.calls)
-		blockdev_queue_complete(q);
+	/*
+	 * The submitter asks first: a read the page cache held finished inside submit and is
+	 * not signalled; anything later makes the fd readable.
+	 */
+	if (!blockdev_queue_complete(q)) {
+		assert_int_equal(poll(&pfd, 1, 5000), 1);
+		while (!o.calls)
+			blockdev_queue_complete(q);
+	}
+	assert_int_equal(o.calls, 1);
 	assert_int_equal(o.result, 0);
+	/* No stale signal once everything is collected. */
 	assert_int_equal(poll(&pfd, 1, 0), 0);
 	assert_int_equal(blockdev_queue_complete(q), 0);
 	assert_int_equal(blockdev_queue_wait(q), 0); /* nothing in flight: returns */

@@ -95,6 +95,7 @@ static int deliver(struct env *e, uint16_t type, uint16_t flags, uint64_t id, co
 	uint32_t hdr = 16;
 	struct vmbus_pkt pkt = {0};
 	uint8_t *b = e->buf;
+	int ret;
 
 	memset(b, 0, sizeof(e->buf));
 	if (type == VMBUS_PKT_DATA_USING_GPA_DIRECT) {
@@ -120,7 +121,11 @@ static int deliver(struct env *e, uint16_t type, uint16_t flags, uint64_t id, co
 	pkt.hdr_len = hdr;
 	pkt.payload = b + hdr;
 	pkt.payload_len = pkt.len - hdr;
-	return e->dev->ops->packet(e->dev, e->chan, &pkt);
+	ret = e->dev->ops->packet(e->dev, e->chan, &pkt);
+	/* One packet per burst, as the server ends it. */
+	if (ret == 0 && e->dev->ops->batch_end)
+		e->dev->ops->batch_end(e->dev, e->chan);
+	return ret;
 }
 
 static const struct stub_reply *find_reply(struct env *e, uint64_t id)
