@@ -706,6 +706,75 @@ static void test_subchannels(void **state)
 	assert_int_equal(vmbus_server_add_device(x->f->srv, x->echo), 0);
 }
 
+/* ---- bursts: pkt->more and batch_end (a device batches a burst's work until it ends) ---- */
+
+struct burst_rec {
+	uint8_t n, more[15];
+};
+
+static int burst_packet(struct vmbus_device *dev, struct vmbus_chan *chan,
+			const struct vmbus_pkt *pkt)
+{
+	struct burst_rec *b = dev->priv;
+
+	(void)chan;
+	if (b->n < ARRAY_SIZE(b->more))
+		b->more[b->n++] = pkt->more;
+	return 0;
+}
+
+/* One reply per burst: how many packets it had and what more said for each. */
+static void burst_end(struct vmbus_device *dev, struct vmbus_chan *chan)
+{
+	struct burst_rec *b = dev->priv;
+
+	assert_int_equal(vmbus_chan_send_inband(chan, 7, b, 1u + b->n, false), 0);
+	b->n = 0;
+}
+
+static const struct vmbus_device_ops burst_ops = {.packet = burst_packet,
+						  .batch_end = burst_end};
+
+static void test_batch_end(void **state)
+{
+	struct fx *x = *state;
+	struct tf *f = x->f;
+	struct burst_rec rec = {0};
+	struct vmbus_device dev = {.ops = &burst_ops, .name = "burst", .priv = &rec};
+	struct vmbus_msg_offer offers[TF_MAX_OFFERS], o;
+	struct gchan c;
+	uint8_t buf[64], p = 0;
+	unsigned n;
+
+	guid_generate(&dev.instance_id);
+	guid_generate(&dev.class_id);
+	assert_int_equal(vmbus_server_add_device(f->srv, &dev), 0);
+	tf_connect(f);
+	n = tf_request_offers(f, offers);
+	assert_int_equal(n, 2);
+	o = guid_equal(&offers[0].if_instance, &dev.instance_id) ? offers[0] : offers[1];
+	assert_int_equal(gchan_open(f, &c, &o, 4, 4, 0), 0);
+	/* Four packets in the ring before the host looks: one burst, more = 1, 1, 1, 0. */
+	__atomic_store_n(&c.out.ctrl->interrupt_mask, 1, __ATOMIC_SEQ_CST);
+	for (unsigned i = 0; i < 4; i++)
+		assert_int_equal(gchan_write(f, &c, VMBUS_PKT_DATA_INBAND, 0, i, NULL, 0, &p, 1),
+				 0);
+	__atomic_store_n(&c.out.ctrl->interrupt_mask, 0, __ATOMIC_SEQ_CST);
+	assert_int_equal(tf_signal(f, 0, c.conn_id), HV_STATUS_SUCCESS);
+	assert_int_equal(gchan_read_wait(f, &c, buf, sizeof(buf), 2000), 24);
+	assert_memory_equal(buf + 16, ((uint8_t[]){4, 1, 1, 1, 0}), 5);
+	/* A lone packet is a burst of one. */
+	assert_int_equal(gchan_write(f, &c, VMBUS_PKT_DATA_INBAND, 0, 9, NULL, 0, &p, 1), 0);
+	assert_int_equal(gchan_read_wait(f, &c, buf, sizeof(buf), 2000), 24);
+	assert_memory_equal(buf + 16, ((uint8_t[]){1, 0}), 2);
+	assert_int_equal(gchan_read(f, &c, buf, sizeof(buf)), 0);
+	gchan_close(f, &c);
+	/* The device goes before the stack variables it points to. */
+	tf_free(x->f);
+	x->f = tf_new();
+	assert_int_equal(vmbus_server_add_device(x->f->srv, x->echo), 0);
+}
+
 /* ---- device open callback: refusal, and sub-channels offered from open() ---- */
 
 static int picky_open(struct vmbus_device *dev, struct vmbus_chan *chan, const uint8_t *ud)
@@ -1089,6 +1158,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_modify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_subchannels, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_device_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_end, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_messages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_rings, setup, teardown),
