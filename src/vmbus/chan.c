@@ -324,16 +324,6 @@ static bool chan_busy(struct vmbus_chan *chan)
 	return util_now_ns() - chan->thread_traffic_ns < CHAN_VP_AFTER_THREAD_NS;
 }
 
-/* Device fds that are readable now, e.g. an I/O completion posted at submit. */
-static void chan_run_ready_fds(struct vmbus_chan *chan)
-{
-	struct epoll_event evs[8];
-	int n = epoll_wait(chan->epfd, evs, ARRAY_SIZE(evs), 0);
-
-	for (int i = 0; i < n && !chan->failed; i++)
-		chan_fd_event(chan, evs[i].data.u64);
-}
-
 void vmbus_chan_on_guest_signal(void *opaque, unsigned vp, uint16_t flag)
 {
 	struct vmbus_relid_slot *s = opaque;
@@ -355,10 +345,12 @@ void vmbus_chan_on_guest_signal(void *opaque, unsigned vp, uint16_t flag)
 	}
 	chan->stat_vp_drains++;
 	r = chan_process(chan, &more, &n, CHAN_VP_PASS_MAX, 0, util_now_ns() + CHAN_VP_PASS_NS);
+	/*
+	 * Work the packets finished at once was answered in batch_end; device fds (completions
+	 * from elsewhere) wake the channel thread, so no epoll round here.
+	 */
 	if (r < 0)
 		chan_fail(chan, r);
-	if (!chan->failed)
-		chan_run_ready_fds(chan);
 	chan_signal_if_owed(chan);
 	/* A failed channel is closed by its thread; a bounded drain leaves the rest to it. */
 	more = more || chan->failed;

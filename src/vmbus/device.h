@@ -120,8 +120,8 @@ int vmbus_chan_send_completion(struct vmbus_chan *chan, uint64_t trans_id, const
 
 /*
  * Adds fd to the channel thread's epoll loop (EPOLLIN): cb runs when it is readable (e.g. a
- * blockdev queue's completion eventfd), on the channel thread, or on a VP thread that just
- * drained the channel and found fd readable. Removed automatically at close.
+ * blockdev queue's completion eventfd), on the channel thread. Work that finishes while a
+ * packet is handled belongs in batch_end, not behind an fd. Removed automatically at close.
  */
 typedef void (*vmbus_chan_fd_cb)(struct vmbus_chan *chan, int fd, void *opaque);
 int vmbus_chan_add_fd(struct vmbus_chan *chan, int fd, vmbus_chan_fd_cb cb, void *opaque);
