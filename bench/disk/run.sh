@@ -39,21 +39,31 @@ head -c 512M /dev/urandom >"$W/src.raw"
 head -c 512M /dev/zero >>"$W/src.raw"
 sync
 
-# name ours-cmd peer-cmd (each a string; OUT is removed before every run)
+# name ours-cmd peer-cmd [floor-cmd] (each a string; outputs are removed before every run).
+# floor-cmd: the device's limit for the same durable writes, printed beside the ratio.
 conv() {
-	local name=$1 ours=$2 peer=$3 o=() p=() i
+	local name=$1 ours=$2 peer=$3 floor=${4:-} o=() p=() f=() i
 	for i in $(seq "$RUNS"); do
-		rm -f "$W"/o.* "$W"/q.*
+		rm -f "$W"/o.* "$W"/q.* "$W"/f.*
 		sync
 		o+=("$(timed bash -c "$ours")")
 		rm -f "$W"/o.* "$W"/q.*
 		sync
 		p+=("$(timed bash -c "$peer")")
+		if [ -n "$floor" ]; then
+			rm -f "$W"/q.*
+			sync
+			f+=("$(timed bash -c "$floor")")
+		fi
 	done
-	local mo mp
+	local mo mp mf
 	mo=$(median "${o[@]}")
 	mp=$(median "${p[@]}")
 	echo "# $name ours: ${o[*]} / qemu-img: ${p[*]}"
+	if [ -n "$floor" ]; then
+		mf=$(median "${f[@]}")
+		echo "# $name floor (dd conv=fdatasync of the same data bytes): ${f[*]}; median ${mf}s: ours/floor=$(ratio "$mo" "$mf") qemu-img/floor=$(ratio "$mp" "$mf")"
+	fi
 	echo "bench: $name ratio=$(ratio "$mo" "$mp") goal<=0.8 ours=${mo}s peer=${mp}s (qemu-img convert -t writeback)"
 }
 
@@ -68,11 +78,13 @@ conv disk-convert-raw-to-vhdx \
 "$Q" convert -f raw -O vhdx -o subformat=dynamic,block_size=8M "$W/src.raw" "$W/in.vhdx"
 conv disk-convert-vhd-to-raw \
 	"'$V' vhd convert -q -O raw '$W/in.vhd' '$W/o.raw'" \
-	"'$Q' convert -t writeback -f vpc -O raw '$W/in.vhd' '$W/q.raw'"
+	"'$Q' convert -t writeback -f vpc -O raw '$W/in.vhd' '$W/q.raw'" \
+	"dd if='$W/src.raw' of='$W/f.raw' bs=1M count=512 conv=fdatasync status=none"
 conv disk-convert-vhdx-to-raw \
 	"'$V' vhd convert -q -O raw '$W/in.vhdx' '$W/o.raw'" \
-	"'$Q' convert -t writeback -f vhdx -O raw '$W/in.vhdx' '$W/q.raw'"
-rm -f "$W"/in.* "$W"/o.* "$W"/q.*
+	"'$Q' convert -t writeback -f vhdx -O raw '$W/in.vhdx' '$W/q.raw'" \
+	"dd if='$W/src.raw' of='$W/f.raw' bs=1M count=512 conv=fdatasync status=none"
+rm -f "$W"/in.* "$W"/o.* "$W"/q.* "$W"/f.*
 
 # 4K I/O on a fully allocated 1 GiB dynamic VHDX (made by us, all blocks written).
 head -c 1G /dev/urandom >"$W/full.raw"
