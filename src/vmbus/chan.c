@@ -33,6 +33,12 @@
 #define CHAN_PUBLISH_EVERY 32u
 /* How long a channel that just had traffic keeps looking for more before it sleeps. */
 #define CHAN_POLL_NS 20000u
+/*
+ * Packets of one burst a device may batch before batch_end (4K reads at depth 32 here: 500k
+ * IOPS with the whole burst as one batch, 640k with 16, 570k with 8: the guest refills while
+ * the rest of the burst runs).
+ */
+#define CHAN_BURST_MAX 16u
 /* A drain on a VP thread takes the guest's own CPU time: bounded, then the thread goes on. */
 #define CHAN_VP_PASS_MAX 64u
 #define CHAN_VP_PASS_NS 50000u
@@ -116,6 +122,14 @@ static int chan_backlog_flush(struct vmbus_chan *chan)
 	return 0;
 }
 
+static void chan_signal_if_owed(struct vmbus_chan *chan)
+{
+	if (chan->need_signal) {
+		chan->need_signal = false;
+		vmbus_chan_signal_guest(chan);
+	}
+}
+
 static void chan_batch_end(struct vmbus_chan *chan)
 {
 	if (chan->dev->ops->batch_end)
@@ -193,6 +207,17 @@ static int chan_process(struct vmbus_chan *chan, bool *more, unsigned *count, un
 			chan->need_signal = true;
 		if (chan->backlog)
 			break; /* mask stays set: we come back when the backlog drains */
+		if (n - batched_at >= CHAN_BURST_MAX && chan->dev->ops->batch_end) {
+			/*
+			 * A long burst is handed over in pieces: the guest gets the first answers
+			 * (and their interrupt) while the rest still run, so it refills in parallel.
+			 */
+			batched_at = n;
+			chan_batch_end(chan);
+			if (chan->failed)
+				return -EPROTO;
+			chan_signal_if_owed(chan);
+		}
 		if (n >= max || (deadline_ns && util_now_ns() > deadline_ns)) {
 			*more = true;
 			break;
@@ -225,14 +250,6 @@ static void chan_fd_event(struct vmbus_chan *chan, uint64_t tag)
 		struct vmbus_chan_fd copy = *f;
 
 		copy.cb(chan, copy.fd, copy.opaque);
-	}
-}
-
-static void chan_signal_if_owed(struct vmbus_chan *chan)
-{
-	if (chan->need_signal) {
-		chan->need_signal = false;
-		vmbus_chan_signal_guest(chan);
 	}
 }
 
