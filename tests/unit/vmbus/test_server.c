@@ -709,7 +709,7 @@ static void test_subchannels(void **state)
 /* ---- bursts: pkt->more and batch_end (a device batches a burst's work until it ends) ---- */
 
 struct burst_rec {
-	uint8_t n, more[15];
+	uint8_t n, more[31];
 };
 
 static int burst_packet(struct vmbus_device *dev, struct vmbus_chan *chan,
@@ -761,6 +761,19 @@ static void test_batch_end(void **state)
 				 0);
 	__atomic_store_n(&c.out.ctrl->interrupt_mask, 0, __ATOMIC_SEQ_CST);
 	assert_int_equal(tf_signal(f, 0, c.conn_id), HV_STATUS_SUCCESS);
+	assert_int_equal(gchan_read_wait(f, &c, buf, sizeof(buf), 2000), 24);
+	assert_memory_equal(buf + 16, ((uint8_t[]){4, 1, 1, 1, 0}), 5);
+	/* A long burst comes in pieces of 16 (the guest gets answers while the rest runs). */
+	__atomic_store_n(&c.out.ctrl->interrupt_mask, 1, __ATOMIC_SEQ_CST);
+	for (unsigned i = 0; i < 20; i++)
+		assert_int_equal(gchan_write(f, &c, VMBUS_PKT_DATA_INBAND, 0, i, NULL, 0, &p, 1),
+				 0);
+	__atomic_store_n(&c.out.ctrl->interrupt_mask, 0, __ATOMIC_SEQ_CST);
+	assert_int_equal(tf_signal(f, 0, c.conn_id), HV_STATUS_SUCCESS);
+	assert_int_equal(gchan_read_wait(f, &c, buf, sizeof(buf), 2000), 40);
+	assert_int_equal(buf[16], 16);
+	for (unsigned i = 0; i < 16; i++)
+		assert_int_equal(buf[17 + i], 1);
 	assert_int_equal(gchan_read_wait(f, &c, buf, sizeof(buf), 2000), 24);
 	assert_memory_equal(buf + 16, ((uint8_t[]){4, 1, 1, 1, 0}), 5);
 	/* A lone packet is a burst of one. */
