@@ -207,10 +207,12 @@ static int chan_process(struct vmbus_chan *chan, bool *more, unsigned *count, un
 			chan->need_signal = true;
 		if (chan->backlog)
 			break; /* mask stays set: we come back when the backlog drains */
-		if (n - batched_at >= CHAN_BURST_MAX && chan->dev->ops->batch_end) {
+		if ((n - batched_at >= CHAN_BURST_MAX || r == VMBUS_PKT_END_PIECE) &&
+		    chan->dev->ops->batch_end) {
 			/*
 			 * A long burst is handed over in pieces: the guest gets the first answers
-			 * (and their interrupt) while the rest still run, so it refills in parallel.
+			 * (and their interrupt) while the rest still run, so it refills in
+			 * parallel.
 			 */
 			batched_at = n;
 			chan_batch_end(chan);

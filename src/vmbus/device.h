@@ -32,6 +32,9 @@ struct vmbus_chan;
 #define VMBUS_OFFER_USER_DEF_SIZE 120u
 #define VMBUS_OPEN_USER_DATA_SIZE 120u
 
+/* ops->packet: hand the burst over after this packet (see there). */
+#define VMBUS_PKT_END_PIECE 1
+
 struct vmbus_device_ops {
 	/*
 	 * The guest opened a channel of this device (index 0 = primary, else the sub-channel
@@ -46,6 +49,10 @@ struct vmbus_device_ops {
 	 * the server logs it (rate limited) and resets the channel (closes it; the guest sees
 	 * its ring stop). Packets the VSP does not understand should be dropped (return 0) or
 	 * answered with the device's own error status, as the device protocol says.
+	 * A device with batch_end may return VMBUS_PKT_END_PIECE: this packet started enough
+	 * work (a large transfer) that the burst is handed over after it (batch_end, then the
+	 * guest signalled if owed) at once rather than after a fixed number of packets, so the
+	 * guest gets its answer and refills while the rest of the burst runs.
 	 */
 	int (*packet)(struct vmbus_device *dev, struct vmbus_chan *chan,
 		      const struct vmbus_pkt *pkt);

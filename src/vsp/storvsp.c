@@ -682,7 +682,8 @@ static int storvsp_packet(struct vmbus_device *dev, struct vmbus_chan *chan,
 		r->reply = reply;
 		r->pkt = p;
 		handle_srb(ch, r, pkt);
-		return 0;
+		/* The guest's claim is only a hint here: a lie costs it its own batching. */
+		return p.srb.data_transfer_length >= STORVSP_PIECE_BYTES ? VMBUS_PKT_END_PIECE : 0;
 	}
 	if (pkt->type != VMBUS_PKT_DATA_INBAND) {
 		sv_stat_inc(&sv->bad_packets);

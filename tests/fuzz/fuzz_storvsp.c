@@ -86,8 +86,8 @@ static void deliver(uint16_t type, uint16_t flags, uint64_t id, const uint8_t *b
 	pkt.payload = buf + hdr;
 	pkt.payload_len = len - hdr;
 	pkt.more = flags & 0x80; /* the fuzzer also decides where bursts end */
-	dev->ops->packet(dev, &chan, &pkt);
-	if (!pkt.more)
+	/* the server ends the piece after a burst's last packet or one that asks for it */
+	if (dev->ops->packet(dev, &chan, &pkt) == VMBUS_PKT_END_PIECE || !pkt.more)
 		dev->ops->batch_end(dev, &chan);
 	chan.nreplies = 0;
 	stub_poll(&chan, 0);

@@ -720,7 +720,8 @@ static int burst_packet(struct vmbus_device *dev, struct vmbus_chan *chan,
 	(void)chan;
 	if (b->n < ARRAY_SIZE(b->more))
 		b->more[b->n++] = pkt->more;
-	return 0;
+	/* A payload of 0xBB plays a large transfer: the piece ends after it. */
+	return pkt->payload_len && pkt->payload[0] == 0xBB ? VMBUS_PKT_END_PIECE : 0;
 }
 
 /* One reply per burst: how many packets it had and what more said for each. */
@@ -732,8 +733,7 @@ static void burst_end(struct vmbus_device *dev, struct vmbus_chan *chan)
 	b->n = 0;
 }
 
-static const struct vmbus_device_ops burst_ops = {.packet = burst_packet,
-						  .batch_end = burst_end};
+static const struct vmbus_device_ops burst_ops = {.packet = burst_packet, .batch_end = burst_end};
 
 static void test_batch_end(void **state)
 {
@@ -776,6 +776,21 @@ static void test_batch_end(void **state)
 		assert_int_equal(buf[17 + i], 1);
 	assert_int_equal(gchan_read_wait(f, &c, buf, sizeof(buf), 2000), 24);
 	assert_memory_equal(buf + 16, ((uint8_t[]){4, 1, 1, 1, 0}), 5);
+	/* A packet that asks for it (VMBUS_PKT_END_PIECE) ends its piece: 6 with the third one
+	 * heavy come as 3 + 3. */
+	__atomic_store_n(&c.out.ctrl->interrupt_mask, 1, __ATOMIC_SEQ_CST);
+	for (unsigned i = 0; i < 6; i++) {
+		uint8_t v = i == 2 ? 0xBB : 0;
+
+		assert_int_equal(gchan_write(f, &c, VMBUS_PKT_DATA_INBAND, 0, i, NULL, 0, &v, 1),
+				 0);
+	}
+	__atomic_store_n(&c.out.ctrl->interrupt_mask, 0, __ATOMIC_SEQ_CST);
+	assert_int_equal(tf_signal(f, 0, c.conn_id), HV_STATUS_SUCCESS);
+	assert_int_equal(gchan_read_wait(f, &c, buf, sizeof(buf), 2000), 24);
+	assert_memory_equal(buf + 16, ((uint8_t[]){3, 1, 1, 1}), 4);
+	assert_int_equal(gchan_read_wait(f, &c, buf, sizeof(buf), 2000), 24);
+	assert_memory_equal(buf + 16, ((uint8_t[]){3, 1, 1, 0}), 4);
 	/* A lone packet is a burst of one. */
 	assert_int_equal(gchan_write(f, &c, VMBUS_PKT_DATA_INBAND, 0, 9, NULL, 0, &p, 1), 0);
 	assert_int_equal(gchan_read_wait(f, &c, buf, sizeof(buf), 2000), 24);
