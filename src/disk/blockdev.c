@@ -546,8 +546,13 @@ unsigned blockdev_queue_wait(struct blockdev_queue *q)
 		if (n || !q->inflight)
 			return n;
 		if (q->unsubmitted) {
+			unsigned before = q->unsubmitted;
+
 			queue_uring_flush(q); /* a plug left open must not hang us */
-			continue; /* what that finished at once does not signal */
+			/* What that finished at once does not signal: collect it (unless the
+			 * submit failed outright; then the eventfd is all there is). */
+			if (q->unsubmitted < before)
+				continue;
 		}
 		if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
 			log_error("disk", "poll on queue eventfd: %s", strerror(errno));

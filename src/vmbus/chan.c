@@ -130,10 +130,18 @@ static void chan_signal_if_owed(struct vmbus_chan *chan)
 	}
 }
 
-static void chan_batch_end(struct vmbus_chan *chan)
+/*
+ * Ends the current piece of a burst (packets batched_at..n): the device submits and answers
+ * what it batched. -EPROTO when that failed the channel.
+ */
+static int chan_piece_end(struct vmbus_chan *chan, unsigned *batched_at, unsigned n)
 {
+	if (n == *batched_at)
+		return 0;
+	*batched_at = n;
 	if (chan->dev->ops->batch_end)
 		chan->dev->ops->batch_end(chan->dev, chan);
+	return chan->failed ? -EPROTO : 0;
 }
 
 /*
@@ -163,12 +171,8 @@ static int chan_process(struct vmbus_chan *chan, bool *more, unsigned *count, un
 		r = vmbus_ring_peek(&chan->g2h, &pkt);
 		if (r == -EAGAIN) {
 			emptied = true;
-			if (n > batched_at) {
-				batched_at = n;
-				chan_batch_end(chan);
-				if (chan->failed)
-					return -EPROTO;
-			}
+			if (chan_piece_end(chan, &batched_at, n))
+				return -EPROTO;
 			/*
 			 * read_index must be current before the mask drops: the guest signals only
 			 * when it sees the ring empty (read_index == its old write_index, §7.5).
@@ -181,10 +185,7 @@ static int chan_process(struct vmbus_chan *chan, bool *more, unsigned *count, un
 			 * signal. Replies owed a signal get it first.
 			 */
 			if (poll_ns && n > polled_at) {
-				if (chan->need_signal) {
-					chan->need_signal = false;
-					vmbus_chan_signal_guest(chan);
-				}
+				chan_signal_if_owed(chan);
 				polled_at = n;
 				if (vmbus_ring_poll(&chan->g2h, poll_ns))
 					continue;
@@ -214,9 +215,7 @@ static int chan_process(struct vmbus_chan *chan, bool *more, unsigned *count, un
 			 * (and their interrupt) while the rest still run, so it refills in
 			 * parallel.
 			 */
-			batched_at = n;
-			chan_batch_end(chan);
-			if (chan->failed)
+			if (chan_piece_end(chan, &batched_at, n))
 				return -EPROTO;
 			chan_signal_if_owed(chan);
 		}
@@ -225,11 +224,10 @@ static int chan_process(struct vmbus_chan *chan, bool *more, unsigned *count, un
 			break;
 		}
 	}
-	if (n > batched_at)
-		chan_batch_end(chan);
+	r = chan_piece_end(chan, &batched_at, n);
 	if (vmbus_ring_read_done(&chan->g2h))
 		chan->need_signal = true;
-	return chan->failed ? -EPROTO : 0;
+	return r;
 }
 
 static struct vmbus_chan_fd *chan_fd_find(struct vmbus_chan *chan, int fd)

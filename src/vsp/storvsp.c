@@ -244,9 +244,15 @@ static void req_scsi_done(struct scsi_req *s)
 	req_finish(r);
 }
 
+/* Per-LUN bitmaps of a channel (plugged, touched). */
 static bool lun_bit(const uint64_t *map, unsigned lun)
 {
 	return map[lun / 64] & (1ull << (lun % 64));
+}
+
+static void lun_set(uint64_t *map, unsigned lun)
+{
+	map[lun / 64] |= 1ull << (lun % 64);
 }
 
 static void chan_unplug_all(struct storvsp_chan *ch)
@@ -315,7 +321,7 @@ static bool chan_maybe_plug(struct storvsp_chan *ch, unsigned lun, bool more)
 		return true;
 	if (!more)
 		return false;
-	ch->plugged[lun / 64] |= 1ull << (lun % 64);
+	lun_set(ch->plugged, lun);
 	blockdev_queue_plug(ch->q[lun]);
 	return true;
 }
@@ -331,7 +337,7 @@ static void req_submit(struct storvsp_chan *ch, struct storvsp_req *r, bool more
 
 	if (ret == 1) {
 		ch->inflight++;
-		ch->touched[r->lun / 64] |= 1ull << (r->lun % 64);
+		lun_set(ch->touched, r->lun);
 		return;
 	}
 	if (ret == -EAGAIN) {
@@ -394,7 +400,7 @@ static void chan_events(struct vmbus_chan *chan, int fd, void *opaque)
 				if (read(ch->sv->notify_efd, &v, sizeof(v)) == sizeof(v))
 					chan_send_enumerate(ch);
 			} else if (tag < STORVSP_MAX_LUNS && ch->q[tag]) {
-				ch->touched[tag / 64] |= 1ull << (tag % 64);
+				lun_set(ch->touched, (unsigned)tag);
 			}
 		}
 	} while (n == (int)ARRAY_SIZE(evs));

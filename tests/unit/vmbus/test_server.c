@@ -733,6 +733,22 @@ static void burst_end(struct vmbus_device *dev, struct vmbus_chan *chan)
 	b->n = 0;
 }
 
+/*
+ * The guest writes count packets while the host cannot look (interrupt mask set), then signals:
+ * one burst. Packet heavy (count: none) carries 0xBB.
+ */
+static void burst_send(struct tf *f, struct gchan *c, unsigned count, unsigned heavy)
+{
+	__atomic_store_n(&c->out.ctrl->interrupt_mask, 1, __ATOMIC_SEQ_CST);
+	for (unsigned i = 0; i < count; i++) {
+		uint8_t v = i == heavy ? 0xBB : 0;
+
+		assert_int_equal(gchan_write(f, c, VMBUS_PKT_DATA_INBAND, 0, i, NULL, 0, &v, 1), 0);
+	}
+	__atomic_store_n(&c->out.ctrl->interrupt_mask, 0, __ATOMIC_SEQ_CST);
+	assert_int_equal(tf_signal(f, 0, c->conn_id), HV_STATUS_SUCCESS);
+}
+
 static const struct vmbus_device_ops burst_ops = {.packet = burst_packet, .batch_end = burst_end};
 
 static void test_batch_end(void **state)
@@ -755,21 +771,11 @@ static void test_batch_end(void **state)
 	o = guid_equal(&offers[0].if_instance, &dev.instance_id) ? offers[0] : offers[1];
 	assert_int_equal(gchan_open(f, &c, &o, 4, 4, 0), 0);
 	/* Four packets in the ring before the host looks: one burst, more = 1, 1, 1, 0. */
-	__atomic_store_n(&c.out.ctrl->interrupt_mask, 1, __ATOMIC_SEQ_CST);
-	for (unsigned i = 0; i < 4; i++)
-		assert_int_equal(gchan_write(f, &c, VMBUS_PKT_DATA_INBAND, 0, i, NULL, 0, &p, 1),
-				 0);
-	__atomic_store_n(&c.out.ctrl->interrupt_mask, 0, __ATOMIC_SEQ_CST);
-	assert_int_equal(tf_signal(f, 0, c.conn_id), HV_STATUS_SUCCESS);
+	burst_send(f, &c, 4, 4);
 	assert_int_equal(gchan_read_wait(f, &c, buf, sizeof(buf), 2000), 24);
 	assert_memory_equal(buf + 16, ((uint8_t[]){4, 1, 1, 1, 0}), 5);
 	/* A long burst comes in pieces of 16 (the guest gets answers while the rest runs). */
-	__atomic_store_n(&c.out.ctrl->interrupt_mask, 1, __ATOMIC_SEQ_CST);
-	for (unsigned i = 0; i < 20; i++)
-		assert_int_equal(gchan_write(f, &c, VMBUS_PKT_DATA_INBAND, 0, i, NULL, 0, &p, 1),
-				 0);
-	__atomic_store_n(&c.out.ctrl->interrupt_mask, 0, __ATOMIC_SEQ_CST);
-	assert_int_equal(tf_signal(f, 0, c.conn_id), HV_STATUS_SUCCESS);
+	burst_send(f, &c, 20, 20);
 	assert_int_equal(gchan_read_wait(f, &c, buf, sizeof(buf), 2000), 40);
 	assert_int_equal(buf[16], 16);
 	for (unsigned i = 0; i < 16; i++)
@@ -778,15 +784,7 @@ static void test_batch_end(void **state)
 	assert_memory_equal(buf + 16, ((uint8_t[]){4, 1, 1, 1, 0}), 5);
 	/* A packet that asks for it (VMBUS_PKT_END_PIECE) ends its piece: 6 with the third one
 	 * heavy come as 3 + 3. */
-	__atomic_store_n(&c.out.ctrl->interrupt_mask, 1, __ATOMIC_SEQ_CST);
-	for (unsigned i = 0; i < 6; i++) {
-		uint8_t v = i == 2 ? 0xBB : 0;
-
-		assert_int_equal(gchan_write(f, &c, VMBUS_PKT_DATA_INBAND, 0, i, NULL, 0, &v, 1),
-				 0);
-	}
-	__atomic_store_n(&c.out.ctrl->interrupt_mask, 0, __ATOMIC_SEQ_CST);
-	assert_int_equal(tf_signal(f, 0, c.conn_id), HV_STATUS_SUCCESS);
+	burst_send(f, &c, 6, 2);
 	assert_int_equal(gchan_read_wait(f, &c, buf, sizeof(buf), 2000), 24);
 	assert_memory_equal(buf + 16, ((uint8_t[]){3, 1, 1, 1}), 4);
 	assert_int_equal(gchan_read_wait(f, &c, buf, sizeof(buf), 2000), 24);
